@@ -1,0 +1,1 @@
+"""Switchyard: failover control plane for multi-region RAG dialog services."""
