@@ -1,0 +1,61 @@
+"""Engines and the unit of work: the one place a control-plane transaction commits.
+
+Nothing here runs at import time; ``bootstrap.py`` calls ``make_engine`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from switchyard.errors import TransientError
+
+CONNECT_TIMEOUT_SECONDS = 3
+
+
+def make_engine(url: str, *, connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS) -> Engine:
+    """An engine for a PostgreSQL ``postgresql+psycopg://`` URL.
+
+    Connections are pinged before use so a restarted server costs one reconnect, not a failed
+    cycle; the short connect timeout makes an unreachable witness fail fast, and the loop then
+    stays put rather than hang (fail-safe).
+    """
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": connect_timeout_seconds},
+    )
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """A session whose work commits if the block succeeds and rolls back if it raises.
+
+    Services take this session as a keyword argument and never commit themselves. An
+    unreachable database (``OperationalError``) surfaces as ``TransientError``; every other
+    error propagates unchanged after the rollback.
+    """
+    # expire_on_commit=False: values read in the block stay readable after it commits.
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise unavailable(exc) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def unavailable(exc: OperationalError) -> TransientError:
+    """The TransientError to raise for ``exc``: the driver's message, never the SQL or its
+    parameters (which may carry values that must not reach logs)."""
+    detail = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
+    return TransientError(f"control database unavailable: {detail}")
