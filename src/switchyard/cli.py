@@ -13,11 +13,46 @@ from collections.abc import Sequence
 from switchyard.errors import ConfigError, SwitchyardError
 
 
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from switchyard.api.app import create_app
+    from switchyard.bootstrap import build_api_context, build_core
+    from switchyard.observability.logging import configure_logging
+    from switchyard.settings import load_settings
+
+    settings = load_settings()
+    redactor = configure_logging(settings.log_level, settings.vantage)
+    app = create_app(build_api_context(build_core(settings, redactor)))
+    uvicorn.run(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from switchyard.bootstrap import build_core, prepare_store
+    from switchyard.observability.logging import configure_logging
+    from switchyard.settings import load_settings
+
+    settings = load_settings()
+    redactor = configure_logging(settings.log_level, settings.vantage)
+    added = prepare_store(build_core(settings, redactor))
+    print("store migrated; regions recorded: " + (", ".join(r.name for r in added) or "none new"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from switchyard.devenv import cli as dev_cli
 
-    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="switchyard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    api = sub.add_parser("api", help="serve the REST API (settings from SWITCHYARD_* variables)")
+    api.set_defaults(handler=_api)
+    mig = sub.add_parser("migrate", help="migrate the control-plane store; record new regions")
+    mig.set_defaults(handler=_migrate)
     dev_cli.add_parser(sub)
     return parser
 

@@ -129,9 +129,7 @@ def upgrade() -> None:
             one_of("state", "pending", "running", "succeeded", "failed", "aborted"),
             name="ck_failovers_state",
         ),
-        sa.CheckConstraint(
-            "source_region <> target_region", name="ck_failovers_distinct_regions"
-        ),
+        sa.CheckConstraint("source_region <> target_region", name="ck_failovers_distinct_regions"),
     )
 
     op.create_table(

@@ -187,7 +187,7 @@ class VaultSecretStore:
             self._client.token = self._auth.token.reveal()
             self._token = self._auth.token
             return
-        with self._mapped_errors("logging in", f"with AppRole at auth/{self._auth.mount}"):
+        with self._mapped_errors("logging in", f"via AppRole (auth/{self._auth.mount})"):
             response = self._client.auth.approle.login(
                 role_id=self._auth.role_id,
                 secret_id=self._auth.secret_id.reveal(),

@@ -21,7 +21,9 @@ def _broker_binary() -> Path:
     try:
         import noida_db
     except ImportError:
-        raise FatalError("the broker package noida-db is not installed; run scripts/bootstrap.sh") from None
+        raise FatalError(
+            "the broker package noida-db is not installed; run scripts/bootstrap.sh"
+        ) from None
     return Path(noida_db.__file__).parent / "noida-db"
 
 
@@ -40,13 +42,26 @@ class KafkaBroker:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def process(self) -> ProcessSpec:
-        return ProcessSpec(self.name, [
-            str(_broker_binary()), "start", "--data-dir", str(self.dir), "--only", "kafka",
-            "--kafka-port", str(self.port), "--host", HOST,
-        ])
+        return ProcessSpec(
+            self.name,
+            [
+                str(_broker_binary()),
+                "start",
+                "--data-dir",
+                str(self.dir),
+                "--only",
+                "kafka",
+                "--kafka-port",
+                str(self.port),
+                "--host",
+                HOST,
+            ],
+        )
 
     def ready(self) -> bool:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 1000})
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 1000}
+        )
         try:
             admin.list_topics(timeout=1)
             return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 
 from switchyard.devenv.harness import Harness
@@ -17,15 +16,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ("up", "start every server (or the named ones); a no-op for those already running"),
         ("down", "stop the servers this harness started"),
         ("status", "show what runs, its PID, memory and endpoints"),
+        ("demo", "start everything plus the API, then show the regions and the audit log"),
     ):
         p = dev_sub.add_parser(name, help=help_text)
         p.add_argument("services", nargs="*", help="service names (default: all)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    tok = dev_sub.add_parser("token", help="print the local harness's API token for a role")
+    tok.add_argument("role", choices=("viewer", "operator", "admin"))
     dev.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     harness = Harness.from_env()
+    if args.dev_command == "token":
+        # Local, harness-invented credentials only; production tokens live in Vault.
+        print(harness.creds.api_tokens[args.role])
+        return 0
+    if args.dev_command == "demo":
+        from switchyard.devenv.demo import run_demo
+
+        return run_demo(harness)
     if args.dev_command == "up":
         results = harness.up(args.services)
         if args.json:
@@ -50,7 +60,5 @@ def run(args: argparse.Namespace) -> int:
             pid = str(s.pid) if s.pid else "-"
             where = "  ".join(f"{k}={v}" for k, v in s.endpoints.items())
             print(f"{s.name:<14} {s.state:<9} pid={pid:<8} {mem}  {where}")
-    # Exit 3 when something is not running, so scripts can tell.
-    return 0 if all(s.state == "running" for s in statuses) else 3
-
-
+    # Exit 3 when an infrastructure server is not running, so scripts can tell.
+    return 0 if all(s.state == "running" for s in statuses if s.kind == "server") else 3

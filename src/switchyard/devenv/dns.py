@@ -66,13 +66,15 @@ class KnotDns:
         zonefile = self.dir / "zones" / f"{ZONE}zone"
         if not zonefile.exists():  # Knot owns the zone once it runs; never overwrite updates
             zonefile.write_text(_zone_text(REGION_ADDRESSES["region-a"]))
-        _write_private(self.dir / "knot.conf", f"""\
+        _write_private(
+            self.dir / "knot.conf",
+            f"""\
 server:
     listen: {HOST}@{self.port}
-    rundir: {self.dir / 'run'}
+    rundir: {self.dir / "run"}
 
 database:
-    storage: {self.dir / 'db'}
+    storage: {self.dir / "db"}
 
 log:
   - target: stderr
@@ -90,7 +92,7 @@ acl:
 
 template:
   - id: default
-    storage: {self.dir / 'zones'}
+    storage: {self.dir / "zones"}
     file: "%s.zone"
     # Updates live in the journal; flushing the zone file caused ~1 s stalls (INFRA.md).
     zonefile-sync: -1
@@ -100,12 +102,14 @@ template:
 zone:
   - domain: {ZONE}
     acl: tsig-update
-""")
+""",
+        )
         _own(self.dir)
 
     def process(self) -> ProcessSpec:
         return ProcessSpec(
-            self.name, [find_binary("knotd"), "-c", str(self.dir / "knot.conf")],
+            self.name,
+            [find_binary("knotd"), "-c", str(self.dir / "knot.conf")],
             user=UNPRIVILEGED,
         )
 
@@ -139,7 +143,9 @@ class PowerDns:
             with sqlite3.connect(db) as conn:
                 conn.executescript(PDNS_SCHEMA.read_text())
         # The API key lives in a 0600 config file, never on the command line (visible in ps).
-        _write_private(self.dir / "pdns.conf", f"""\
+        _write_private(
+            self.dir / "pdns.conf",
+            f"""\
 launch=gsqlite3
 gsqlite3-database={db}
 local-address={HOST}
@@ -158,19 +164,23 @@ guardian=no
 disable-syslog=yes
 write-pid=no
 loglevel=4
-""")
+""",
+        )
         _own(self.dir)
 
     def process(self) -> ProcessSpec:
         return ProcessSpec(
-            self.name, [find_binary("pdns_server"), f"--config-dir={self.dir}"],
+            self.name,
+            [find_binary("pdns_server"), f"--config-dir={self.dir}"],
             user=UNPRIVILEGED,
         )
 
     def _api(self, method: str, path: str, body: object | None = None) -> int:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - fixed loopback http URL
-            self.api_url + path, data=data, method=method,
+            self.api_url + path,
+            data=data,
+            method=method,
             headers={"X-API-Key": self._api_key, "Content-Type": "application/json"},
         )
         try:
@@ -187,13 +197,19 @@ loglevel=4
     def configure(self) -> None:
         if self._api("GET", f"/zones/{ZONE}") == 200:
             return
-        status = self._api("POST", "/zones", {
-            "name": ZONE, "kind": "Native", "nameservers": [f"ns1.{ZONE}"],
-            "rrsets": [
-                _rrset(f"ns1.{ZONE}", "A", [HOST]),
-                _rrset(f"{RECORD}.{ZONE}", "A", [REGION_ADDRESSES["region-a"]]),
-            ],
-        })
+        status = self._api(
+            "POST",
+            "/zones",
+            {
+                "name": ZONE,
+                "kind": "Native",
+                "nameservers": [f"ns1.{ZONE}"],
+                "rrsets": [
+                    _rrset(f"ns1.{ZONE}", "A", [HOST]),
+                    _rrset(f"{RECORD}.{ZONE}", "A", [REGION_ADDRESSES["region-a"]]),
+                ],
+            },
+        )
         if status != 201:
             raise RuntimeError(f"PowerDNS refused to create zone {ZONE}: HTTP {status}")
 
@@ -202,8 +218,13 @@ loglevel=4
 
 
 def _rrset(name: str, rtype: str, contents: list[str], ttl: int = 30) -> dict[str, object]:
-    return {"name": name, "type": rtype, "ttl": ttl, "changetype": "REPLACE",
-            "records": [{"content": c, "disabled": False} for c in contents]}
+    return {
+        "name": name,
+        "type": rtype,
+        "ttl": ttl,
+        "changetype": "REPLACE",
+        "records": [{"content": c, "disabled": False} for c in contents],
+    }
 
 
 def _zone_text(address: str) -> str:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from switchyard.devenv.apiserver import ApiServer
 from switchyard.devenv.broker import KafkaBroker
 from switchyard.devenv.dns import KnotDns, PowerDns
 from switchyard.devenv.layout import DevCredentials, DevLayout
@@ -33,6 +34,7 @@ START_TIMEOUT_SECONDS = 60.0
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
+    kind: str  # server (infrastructure) | app (Switchyard's own process)
     state: str  # running | starting | stopped
     pid: int | None
     rss_bytes: int | None
@@ -53,8 +55,9 @@ class Harness:
         c = self.creds
         self.control_db = PostgresCluster("pg-control", "pg_control", "switchyard", layout, c)
         self.region_dbs = {
-            region: PostgresCluster(f"pg-{region}", f"pg_{region.replace('-', '_')}",
-                                    "dialog", layout, c)
+            region: PostgresCluster(
+                f"pg-{region}", f"pg_{region.replace('-', '_')}", "dialog", layout, c
+            )
             for region in REGIONS
         }
         self.kafka = KafkaBroker(layout)
@@ -63,6 +66,7 @@ class Harness:
         self.pdns = PowerDns(layout, c)
         self.vault = OpenBao(layout, c)
         self.prometheus = Prometheus(layout)
+        self.api = ApiServer(layout, self.control_db, self.vault)
 
     @classmethod
     def from_env(cls) -> Harness:
@@ -70,18 +74,29 @@ class Harness:
 
     def services(self) -> list[DevService]:
         return [
-            self.control_db, *self.region_dbs.values(), self.kafka, *self.s3.values(),
-            self.knot, self.pdns, self.vault, self.prometheus,
+            self.control_db,
+            *self.region_dbs.values(),
+            self.kafka,
+            *self.s3.values(),
+            self.knot,
+            self.pdns,
+            self.vault,
+            self.prometheus,
         ]
 
-    def select(self, names: Sequence[str] | None) -> list[DevService]:
-        every = self.services()
+    def apps(self) -> list[DevService]:
+        """Switchyard's own processes, started by the demo (``up`` leaves them alone)."""
+        return [self.api]
+
+    def select(self, names: Sequence[str] | None, *, default: list[DevService]) -> list[DevService]:
         if not names:
-            return every
-        known = {s.name: s for s in every}
+            return default
+        known = {s.name: s for s in [*self.services(), *self.apps()]}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ConfigError("command line", "service", f"unknown {unknown}; known: {sorted(known)}")
+            raise ConfigError(
+                "command line", "service", f"unknown {unknown}; known: {sorted(known)}"
+            )
         return [known[n] for n in names]
 
     def pidfile(self, service: DevService) -> PidFile:
@@ -99,7 +114,7 @@ class Harness:
         """Start what is not running; wait until every selected server answers."""
         with self._locked():
             started: dict[str, float] = {}
-            selected = self.select(names)
+            selected = self.select(names, default=self.services())
             for service in selected:
                 pidfile = self.pidfile(service)
                 if pidfile.alive() is not None:
@@ -113,9 +128,11 @@ class Harness:
                 pidfile = self.pidfile(service)
                 t0 = started.get(service.name, time.monotonic())
                 wait_until(
-                    service.ready, timeout=START_TIMEOUT_SECONDS,
-                    alive=lambda pf=pidfile: pf.alive() is not None,
-                    what=service.name, log_path=self.layout.log(service.name),
+                    service.ready,
+                    timeout=START_TIMEOUT_SECONDS,
+                    alive=pidfile.running,
+                    what=service.name,
+                    log_path=self.layout.log(service.name),
                 )
                 if service.name in started:
                     service.configure()
@@ -127,21 +144,31 @@ class Harness:
         """Stop the recorded processes (in reverse start order); returns those stopped."""
         with self._locked():
             stopped = []
-            for service in reversed(self.select(names)):
+            for service in reversed(self.select(names, default=[*self.services(), *self.apps()])):
                 if terminate(self.pidfile(service), service.process().stop_signal):
                     stopped.append(service.name)
             return stopped
 
     def status(self) -> list[ServiceStatus]:
         out = []
-        for service in self.services():
+        apps = self.apps()
+        for service in [*self.services(), *apps]:
+            kind = "app" if service in apps else "server"
             pid = self.pidfile(service).alive()
             if pid is None:
-                out.append(ServiceStatus(service.name, "stopped", None, None))
+                out.append(ServiceStatus(service.name, kind, "stopped", None, None))
                 continue
             state = "running" if service.ready() else "starting"
-            out.append(ServiceStatus(service.name, state, pid, session_rss_bytes(pid),
-                                     dict(service.endpoints())))
+            out.append(
+                ServiceStatus(
+                    service.name,
+                    kind,
+                    state,
+                    pid,
+                    session_rss_bytes(pid),
+                    dict(service.endpoints()),
+                )
+            )
         return out
 
 

@@ -119,8 +119,10 @@ class DevCredentials:
             s3_secret_key=secrets.token_urlsafe(30),
             tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
             pdns_api_key=secrets.token_urlsafe(24),
-            api_tokens={role: f"sy-{role}-" + secrets.token_urlsafe(24)
-                        for role in ("viewer", "operator", "admin")},
+            api_tokens={
+                role: f"sy-{role}-" + secrets.token_urlsafe(24)
+                for role in ("viewer", "operator", "admin")
+            },
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -48,8 +48,12 @@ class PostgresCluster:
 
     def conninfo(self, database: str = "postgres") -> str:
         return psycopg.conninfo.make_conninfo(
-            host=HOST, port=self.port, user=PG_USER, password=self._password,
-            dbname=database, connect_timeout=2,
+            host=HOST,
+            port=self.port,
+            user=PG_USER,
+            password=self._password,
+            dbname=database,
+            connect_timeout=2,
         )
 
     def prepare(self) -> None:
@@ -64,14 +68,27 @@ class PostgresCluster:
         pwfile.chmod(0o600)
         try:
             subprocess.run(
-                [_pg_bin("initdb"), "-D", str(self.datadir), "-U", PG_USER,
-                 "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
-                 "--no-sync", "--encoding=UTF8", "--locale=C.UTF-8"],
-                check=True, capture_output=True,
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    PG_USER,
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--no-sync",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=True,
+                capture_output=True,
                 user=PG_USER if os.geteuid() == 0 else None,
             )
         except subprocess.CalledProcessError as exc:
-            raise FatalError(f"initdb for {self.name} failed: {exc.stderr.decode()[-500:]}") from None
+            raise FatalError(
+                f"initdb for {self.name} failed: {exc.stderr.decode()[-500:]}"
+            ) from None
         finally:
             pwfile.unlink(missing_ok=True)
 

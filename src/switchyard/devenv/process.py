@@ -79,6 +79,9 @@ class PidFile:
             return None
         return rec.pid
 
+    def running(self) -> bool:
+        return self.alive() is not None
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
@@ -120,7 +123,9 @@ def wait_until(
         if not alive():
             raise FatalError(f"{what} exited during start-up; last log lines:\n{tail(log_path)}")
         if time.monotonic() > deadline:
-            raise FatalError(f"{what} not ready after {timeout:.0f}s; last log lines:\n{tail(log_path)}")
+            raise FatalError(
+                f"{what} not ready after {timeout:.0f}s; last log lines:\n{tail(log_path)}"
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 

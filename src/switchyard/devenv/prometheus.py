@@ -36,13 +36,16 @@ scrape_configs:
 """)
 
     def process(self) -> ProcessSpec:
-        return ProcessSpec(self.name, [
-            find_binary("prometheus"),
-            f"--config.file={self.dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.dir / 'data'}",
-            f"--web.listen-address={HOST}:{self.port}",
-            "--rules.alert.resend-delay=1s",
-        ])
+        return ProcessSpec(
+            self.name,
+            [
+                find_binary("prometheus"),
+                f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address={HOST}:{self.port}",
+                "--rules.alert.resend-delay=1s",
+            ],
+        )
 
     def ready(self) -> bool:
         try:

@@ -16,8 +16,16 @@ from switchyard.devenv.process import ProcessSpec, find_binary
 
 # Port offsets inside the instance's block of twenty.
 _PORTS = {
-    "s3": 0, "master": 1, "volume": 2, "filer": 3, "admin": 4,
-    "master.grpc": 5, "volume.grpc": 6, "filer.grpc": 7, "admin.grpc": 8, "s3.grpc": 9,
+    "s3": 0,
+    "master": 1,
+    "volume": 2,
+    "filer": 3,
+    "admin": 4,
+    "master.grpc": 5,
+    "volume.grpc": 6,
+    "filer.grpc": 7,
+    "admin.grpc": 8,
+    "s3.grpc": 9,
 }
 
 
@@ -40,18 +48,25 @@ class SeaweedS3:
 
     def client(self) -> Any:
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-            aws_access_key_id=self._access_key, aws_secret_access_key=self._secret_key,
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
             config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
         )
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        identities = {"identities": [{
-            "name": "switchyard",
-            "credentials": [{"accessKey": self._access_key, "secretKey": self._secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        identities = {
+            "identities": [
+                {
+                    "name": "switchyard",
+                    "credentials": [{"accessKey": self._access_key, "secretKey": self._secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
         path = self.dir / "identities.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -60,8 +75,16 @@ class SeaweedS3:
     def process(self) -> ProcessSpec:
         weed = find_binary("weed")
         argv = [
-            weed, "mini", f"-dir={self.dir / 'data'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-            "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            weed,
+            "mini",
+            f"-dir={self.dir / 'data'}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             f"-s3.config={self.dir / 'identities.json'}",
         ]
         for role in _PORTS:
@@ -83,10 +106,7 @@ class SeaweedS3:
             s3.head_bucket(Bucket=self.bucket)
         except ClientError:
             s3.create_bucket(Bucket=self.bucket)
-        s3.put_bucket_versioning(
-            Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+        s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
 
     def endpoints(self) -> Mapping[str, str]:
         return {"s3": self.endpoint_url, "bucket": self.bucket}
-

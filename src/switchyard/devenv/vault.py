@@ -20,7 +20,7 @@ from switchyard.devenv.layout import HOST, DevCredentials, DevLayout
 from switchyard.devenv.process import ProcessSpec, find_binary
 
 KV_MOUNT = "secret"
-SECRET_PREFIX = "switchyard"
+SECRET_PREFIX = "switchyard"  # noqa: S105 - a KV path, not a secret
 APPROLE_NAME = "switchyard-control"
 POLICY = f"""
 path "{KV_MOUNT}/data/{SECRET_PREFIX}/*" {{ capabilities = ["read"] }}
@@ -53,8 +53,13 @@ class OpenBao:
     def process(self) -> ProcessSpec:
         return ProcessSpec(
             self.name,
-            [find_binary("bao"), "server", "-dev", f"-dev-listen-address={HOST}:{self.port}",
-             "-dev-no-store-token"],
+            [
+                find_binary("bao"),
+                "server",
+                "-dev",
+                f"-dev-listen-address={HOST}:{self.port}",
+                "-dev-no-store-token",
+            ],
             # The root token goes through the environment, not argv (which ps shows to all).
             env={"BAO_DEV_ROOT_TOKEN_ID": self._creds.vault_root_token, "HOME": str(self.dir)},
             cwd=self.dir,
@@ -72,16 +77,23 @@ class OpenBao:
         creds = self._creds
         seeds: dict[str, dict[str, str]] = {
             "api-tokens": dict(creds.api_tokens),
-            "dns/tsig": {"name": TSIG_KEY_NAME, "algorithm": "hmac-sha256",
-                         "secret": creds.tsig_secret},
+            "dns/tsig": {
+                "name": TSIG_KEY_NAME,
+                "algorithm": "hmac-sha256",
+                "secret": creds.tsig_secret,
+            },
             "dns/pdns": {"api_key": creds.pdns_api_key},
             "postgres/control": {"username": "postgres", "password": creds.postgres_password},
             "postgres/region-a": {"username": "postgres", "password": creds.postgres_password},
             "postgres/region-b": {"username": "postgres", "password": creds.postgres_password},
-            "s3/region-a": {"access_key_id": creds.s3_access_key,
-                            "secret_access_key": creds.s3_secret_key},
-            "s3/region-b": {"access_key_id": creds.s3_access_key,
-                            "secret_access_key": creds.s3_secret_key},
+            "s3/region-a": {
+                "access_key_id": creds.s3_access_key,
+                "secret_access_key": creds.s3_secret_key,
+            },
+            "s3/region-b": {
+                "access_key_id": creds.s3_access_key,
+                "secret_access_key": creds.s3_secret_key,
+            },
         }
         for path, data in seeds.items():
             client.secrets.kv.v2.create_or_update_secret(
@@ -91,7 +103,10 @@ class OpenBao:
             client.sys.enable_auth_method("approle")
         client.sys.create_or_update_policy(APPROLE_NAME, POLICY)
         client.auth.approle.create_or_update_approle(
-            APPROLE_NAME, token_policies=[APPROLE_NAME], token_ttl="1h", token_max_ttl="24h"
+            APPROLE_NAME,
+            token_policies=[APPROLE_NAME],
+            token_ttl="1h",  # noqa: S106 - durations, not secrets
+            token_max_ttl="24h",  # noqa: S106
         )
         role_id = client.auth.approle.read_role_id(APPROLE_NAME)["data"]["role_id"]
         secret_id = client.auth.approle.generate_secret_id(APPROLE_NAME)["data"]["secret_id"]

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 JsonValue: TypeAlias = (
-    "None | bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue]"
+    "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 )
 """A JSON value; frozen values use tuples and read-only mappings."""
 

@@ -31,9 +31,7 @@ class SecretStore(Protocol):
 
     def read(self, path: str, version: int | None = None) -> SecretValue: ...
 
-    def write(
-        self, path: str, data: Mapping[str, str | Secret], cas: int | None = None
-    ) -> int: ...
+    def write(self, path: str, data: Mapping[str, str | Secret], cas: int | None = None) -> int: ...
 
 
 class SecretRegistry(Protocol):

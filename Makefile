@@ -1,0 +1,44 @@
+# Switchyard — every target installs what it needs first (scripts/bootstrap.sh is idempotent).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SY     := $(VENV)/bin/switchyard
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap up down status demo test test-fast lint typecheck test-slow clean
+
+help:
+	@echo "make demo      start both regions' infrastructure and the API; show where everything is"
+	@echo "make test      lint, type-check and run every test against real servers"
+	@echo "make up|down|status   the local infrastructure harness"
+	@echo "make lint | typecheck | test-fast (unit tests only) | clean (delete .local data)"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+up: bootstrap
+	@$(SY) dev up
+
+down:
+	@if [ -x $(SY) ]; then $(SY) dev down; fi
+
+status: bootstrap
+	@$(SY) dev status
+
+demo: bootstrap
+	@$(SY) dev demo
+
+lint: bootstrap
+	$(VENV)/bin/ruff check src tests migrations
+	$(VENV)/bin/ruff format --check src tests migrations
+
+typecheck: bootstrap
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: bootstrap
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+clean: down
+	rm -rf .local

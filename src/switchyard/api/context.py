@@ -1,0 +1,20 @@
+"""What the API needs from the rest of the process, built once by ``bootstrap``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from switchyard.api.auth import TokenTable
+from switchyard.observability.metrics import ApiMetrics
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    engine: Engine
+    tokens: TokenTable
+    metrics: ApiMetrics
+    vantage: str
+    # The Alembic head this build expects; /readyz fails until the store is migrated to it.
+    expected_revision: str

@@ -1,0 +1,70 @@
+"""The control-plane API run by the demo as a managed process, wired to the harness.
+
+Its environment carries only what ``Settings`` accepts: the Vault address and an AppRole
+login. Every other secret (database password, API tokens) it reads from Vault itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+from switchyard.devenv.layout import HOST, DevLayout
+from switchyard.devenv.postgres import PostgresCluster
+from switchyard.devenv.process import ProcessSpec
+from switchyard.devenv.vault import KV_MOUNT, OpenBao
+
+
+class ApiServer:
+    name = "api"
+
+    def __init__(self, layout: DevLayout, control_db: PostgresCluster, vault: OpenBao) -> None:
+        self.port = layout.ports["api"]
+        self.topology_path = layout.root / "topology.yaml"
+        self._control_db = control_db
+        self._vault = vault
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def settings_env(self) -> dict[str, str]:
+        approle = self._vault.approle()
+        return {
+            "SWITCHYARD_TOPOLOGY_FILE": str(self.topology_path),
+            "SWITCHYARD_VANTAGE": "witness",
+            "SWITCHYARD_API_HOST": HOST,
+            "SWITCHYARD_API_PORT": str(self.port),
+            "SWITCHYARD_CONTROL_DB_URL": f"postgresql+psycopg://{HOST}:{self._control_db.port}/{self._control_db.database}",
+            "SWITCHYARD_CONTROL_DB_SECRET": "switchyard/postgres/control",
+            "SWITCHYARD_VAULT_ADDR": self._vault.addr,
+            "SWITCHYARD_VAULT_KV_MOUNT": KV_MOUNT,
+            "SWITCHYARD_VAULT_ROLE_ID": approle["role_id"],
+            "SWITCHYARD_VAULT_SECRET_ID": approle["secret_id"],
+        }
+
+    def prepare(self) -> None:
+        """The topology file is written by the demo before start."""
+
+    def process(self) -> ProcessSpec:
+        return ProcessSpec(
+            self.name,
+            [sys.executable, "-m", "switchyard.cli", "api"],
+            env=self.settings_env(),
+            cwd=Path.cwd(),
+        )
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def configure(self) -> None:
+        """Nothing: the store was migrated before the API started."""
+
+    def endpoints(self) -> Mapping[str, str]:
+        return {"api": self.url, "docs": f"{self.url}/docs"}

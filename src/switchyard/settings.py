@@ -1,0 +1,101 @@
+"""Process settings from the environment (``SWITCHYARD_*``).
+
+Nothing here is built at import time: ``load_settings()`` is called by the composition root.
+Secrets are never *values* in settings: the database URL carries no password and names a
+Vault path instead; the only secret accepted from the environment is how to reach Vault.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from switchyard.config_errors import config_error
+from switchyard.errors import ConfigError
+
+ENV_PREFIX = "SWITCHYARD_"
+LOOPBACK = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    topology_file: Path = Path("config/topology.yaml")
+    vantage: str = Field(default="witness", pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    api_host: str = LOOPBACK
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    control_db_url: str
+    # KV path (under vault_kv_mount) holding {username, password} for the control database.
+    control_db_secret: str = "switchyard/postgres/control"  # noqa: S105 - a Vault path
+    api_tokens_secret: str = "switchyard/api-tokens"  # noqa: S105 - a Vault path
+
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_kv_mount: str = "secret"
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+
+    @field_validator("control_db_url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (postgresql+psycopg://user@host:port/db)"
+            ) from None
+        if not url.drivername.startswith("postgresql"):
+            raise ValueError(f"must be a PostgreSQL URL, got driver {url.drivername!r}")
+        if url.password is not None:
+            raise ValueError(
+                "must not contain a password; it is read from Vault (control_db_secret)"
+            )
+        return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings; raise ConfigError naming the variable on any problem."""
+    env = dict(os.environ if environ is None else environ)
+    values = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX)
+    }
+    try:
+        # Pass values explicitly so the result depends only on ``environ``.
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise config_error("environment", exc, env_prefix=ENV_PREFIX) from None
+    _check_vault_login(settings)
+    return settings
+
+
+def _check_vault_login(s: Settings) -> None:
+    approle = s.vault_role_id is not None or s.vault_secret_id is not None
+    if s.vault_token is not None and approle:
+        raise ConfigError(
+            "environment",
+            "SWITCHYARD_VAULT_TOKEN",
+            "set either a token or the AppRole pair (ROLE_ID, SECRET_ID), not both",
+        )
+    if s.vault_role_id is None and s.vault_secret_id is not None:
+        raise ConfigError("environment", "SWITCHYARD_VAULT_ROLE_ID", "AppRole needs a role id too")
+    if s.vault_secret_id is None and s.vault_role_id is not None:
+        raise ConfigError(
+            "environment", "SWITCHYARD_VAULT_SECRET_ID", "AppRole needs a secret id too"
+        )
+    if s.vault_token is None and not approle:
+        raise ConfigError(
+            "environment",
+            "SWITCHYARD_VAULT_ROLE_ID",
+            "no Vault login: set SWITCHYARD_VAULT_ROLE_ID and _SECRET_ID (or _TOKEN)",
+        )

@@ -1,0 +1,152 @@
+"""The topology file: which regions exist and how to reach each of their systems.
+
+Parsed once at start-up into frozen values. Secret material never appears in it: every
+credential is a Vault KV path (``*_secret`` fields).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    model_validator,
+)
+
+from switchyard.config_errors import config_error
+from switchyard.domain.region import RegionRole
+from switchyard.errors import ConfigError
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+SecretPath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSpec(_Frozen):
+    host: str
+    port: Port
+    name: str
+    credentials_secret: SecretPath
+
+
+class BucketSpec(_Frozen):
+    endpoint: AnyHttpUrl
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    credentials_secret: SecretPath
+
+
+class RegionSpec(_Frozen):
+    name: Name
+    runtime_url: AnyHttpUrl
+    address: IPvAnyAddress  # what the GSLB record answers when this region serves
+    initial_role: Literal[RegionRole.PRIMARY, RegionRole.STANDBY]
+    database: DatabaseSpec
+    bucket: BucketSpec
+
+
+class Rfc2136Provider(_Frozen):
+    kind: Literal["rfc2136"]
+    server: str
+    port: Port = 53
+    tsig_secret: SecretPath
+
+
+class PowerDnsProvider(_Frozen):
+    kind: Literal["powerdns"]
+    api_url: AnyHttpUrl
+    api_key_secret: SecretPath
+
+
+class Route53Provider(_Frozen):
+    kind: Literal["route53"]
+    hosted_zone_id: str
+    credentials_secret: SecretPath | None = None
+
+
+DnsProviderSpec = Annotated[
+    Rfc2136Provider | PowerDnsProvider | Route53Provider, Field(discriminator="kind")
+]
+
+
+class DnsSpec(_Frozen):
+    zone: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+$")]  # fully qualified, trailing dot
+    record: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+    ttl_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
+    providers: Annotated[tuple[DnsProviderSpec, ...], Field(min_length=1)]
+
+
+class KafkaSpec(_Frozen):
+    bootstrap_servers: str
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "switchyard"
+
+
+class ProbePolicy(_Frozen):
+    interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    timeout_seconds: Annotated[float, Field(gt=0)] = 2.0
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    quorum: Literal["majority", "all"] = "majority"
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> ProbePolicy:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ValueError("timeout_seconds must be shorter than interval_seconds")
+        return self
+
+
+class Topology(_Frozen):
+    version: Literal[1]
+    vantages: Annotated[tuple[Name, ...], Field(min_length=1)]
+    regions: Annotated[tuple[RegionSpec, ...], Field(min_length=2)]
+    dns: DnsSpec
+    kafka: KafkaSpec
+    probes: ProbePolicy = ProbePolicy()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Topology:
+        names = [r.name for r in self.regions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"region names must be unique, got {names}")
+        primaries = [r.name for r in self.regions if r.initial_role is RegionRole.PRIMARY]
+        if len(primaries) != 1:
+            raise ValueError(f"exactly one region must have initial_role primary, got {primaries}")
+        if len(set(self.vantages)) != len(self.vantages):
+            raise ValueError("vantages must be unique")
+        return self
+
+    def region(self, name: str) -> RegionSpec:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def load_topology(path: Path) -> Topology:
+    """Parse and validate the topology file; ConfigError names the file and the field."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+        raise ConfigError(
+            source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "(top level)", "must be a mapping")
+    try:
+        return Topology.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(source, exc) from None
