@@ -16,6 +16,7 @@ from switchyard.db import migrate
 from switchyard.db.engine import make_engine, unit_of_work
 from switchyard.db.regions import ensure_regions
 from switchyard.domain.region import Region
+from switchyard.domain.secrets import Secret
 from switchyard.observability.logging import Redactor
 from switchyard.observability.metrics import ApiMetrics
 from switchyard.ports.secrets import SecretStore
@@ -29,7 +30,7 @@ class Core:
     topology: Topology
     secrets: SecretStore
     engine: Engine
-    control_db_url: str  # carries the password from Vault: never log it
+    control_db_url: Secret  # carries the password from Vault
 
 
 def build_secret_store(settings: Settings, redactor: Redactor) -> VaultSecretStore:
@@ -54,7 +55,7 @@ def build_core(settings: Settings, redactor: Redactor) -> Core:
         .set(username=creds.get("username").reveal(), password=creds.get("password").reveal())
         .render_as_string(hide_password=False)
     )
-    return Core(settings, topology, secrets, make_engine(url), url)
+    return Core(settings, topology, secrets, make_engine(url), Secret(url))
 
 
 def build_api_context(core: Core) -> ApiContext:
@@ -73,7 +74,7 @@ def build_api_context(core: Core) -> ApiContext:
 
 def prepare_store(core: Core) -> list[Region]:
     """Migrate the control-plane store to head and record the topology's new regions."""
-    migrate.upgrade(core.control_db_url)
+    migrate.upgrade(core.control_db_url.reveal())
     with unit_of_work(core.engine) as session:
         return ensure_regions(
             session=session,

@@ -1,10 +1,21 @@
-"""The local harness: idempotent ``up``, ``down`` of exactly the named server, safe PID files."""
+"""The local harness: idempotent ``up``, ``down`` of exactly the named server, safe PID files.
+
+These tests run a private copy of the whole stack (own data folder, own port block) rather
+than the session's shared servers: stopping a shared server would break whatever else is
+using it, and other test sessions starting or stopping shared servers would make PID and
+"already running" assertions racy. The private stack also proves a start from nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +30,59 @@ import dns.update
 import pytest
 
 from switchyard.devenv import dns as devdns
-from switchyard.devenv.harness import Harness
-from switchyard.devenv.layout import HOST
+from switchyard.devenv.harness import Harness, UpResult
+from switchyard.devenv.layout import HOST, DevLayout, DevPorts
 from switchyard.devenv.process import PidFile, terminate
+
+# Ports a harness uses relative to its base: the named ones plus SeaweedFS's two blocks.
+_PORT_OFFSETS = sorted({*DevPorts(0).all().values(), *range(20, 30), *range(40, 50)})
+
+
+def _port_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                return False
+    return True
+
+
+def _free_port_base() -> int:
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(30000, 60000, 100)
+        if all(_port_free(base + off) for off in _PORT_OFFSETS):
+            return base
+    raise RuntimeError("no free block of loopback ports for a private harness")
+
+
+@pytest.fixture(scope="module")
+def private() -> Iterator[tuple[Harness, list[UpResult]]]:
+    """A whole stack of its own, started from nothing; stopped and deleted afterwards."""
+    # Not under pytest's tmp dir: that is 0700 to root, and PostgreSQL and Knot run as
+    # other users that must reach their data folders.
+    root = Path(tempfile.mkdtemp(prefix="switchyard-harness-test-"))
+    root.chmod(0o755)
+    harness = Harness(DevLayout(root=root, ports=DevPorts(_free_port_base())))
+    try:
+        results = harness.up()
+        yield harness, results
+    finally:
+        try:
+            harness.down()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(private: tuple[Harness, list[UpResult]]) -> Iterator[Harness]:
+    """The private stack, with every server running again after the test whatever it did."""
+    harness = private[0]
+    try:
+        yield harness
+    finally:
+        harness.up()
 
 
 def pids(harness: Harness) -> dict[str, int | None]:
@@ -33,16 +94,6 @@ def pids(harness: Harness) -> dict[str, int | None]:
 def states(harness: Harness) -> dict[str, str]:
     servers = {s.name for s in harness.services()}
     return {s.name: s.state for s in harness.status() if s.name in servers}
-
-
-@pytest.fixture
-def all_up(harness: Harness) -> Iterator[Harness]:
-    """Every server runs before the test and again after it, whatever the test did."""
-    harness.up()
-    try:
-        yield harness
-    finally:
-        harness.up()
 
 
 def signed_update(harness: Harness) -> dns.update.UpdateMessage:
@@ -64,57 +115,60 @@ def a_records(port: int, name: str) -> set[str]:
     return {rd.address for rrset in response.answer for rd in rrset}
 
 
-def test_second_up_starts_nothing_and_keeps_every_process(all_up: Harness) -> None:
-    before = pids(all_up)
-    assert all(pid is not None for pid in before.values()), before
+def test_first_up_starts_every_server_from_nothing(
+    private: tuple[Harness, list[UpResult]],
+) -> None:
+    harness, results = private
+    names = [s.name for s in harness.services()]
+    assert [(r.name, r.action) for r in results] == [(n, "started") for n in names]
+    assert set(states(harness).values()) == {"running"}
 
-    results = all_up.up()
+
+def test_second_up_starts_nothing_and_keeps_every_process(stack: Harness) -> None:
+    before = pids(stack)
+    assert None not in before.values(), before
+
+    results = stack.up()
 
     assert {r.name: r.action for r in results} == dict.fromkeys(before, "already running")
-    assert pids(all_up) == before
-    assert set(states(all_up).values()) == {"running"}
+    assert pids(stack) == before
+    assert set(states(stack).values()) == {"running"}
 
 
 def test_down_stops_only_the_named_server_and_up_restores_its_zone(
-    all_up: Harness, tmp_path: Path
+    stack: Harness, tmp_path: Path
 ) -> None:
     label = f"restart-{uuid.uuid4().hex[:10]}"
     fqdn = f"{label}.{devdns.ZONE}"
-    update = signed_update(all_up)
+    update = signed_update(stack)
     update.replace(label, 30, "A", "127.0.2.1")
-    assert dns.query.tcp(update, HOST, port=all_up.knot.port, timeout=5).rcode() == 0
+    response = dns.query.tcp(update, HOST, port=stack.knot.port, timeout=5)
+    assert response.rcode() == dns.rcode.NOERROR
 
-    before = pids(all_up)
-    knot_record = all_up.pidfile(all_up.knot).read()
+    before = pids(stack)
+    knot_record = stack.pidfile(stack.knot).read()
     assert knot_record is not None
-    try:
-        stopped = all_up.down(["knot"])
-        assert stopped == ["knot"]
 
-        # That very process (PID and start time) is gone, and nothing else was touched.
-        copy = PidFile(tmp_path / "knot.pid")
-        copy.path.write_text(f"{knot_record.pid} {knot_record.start_time}\n")
-        assert copy.alive() is None
-        after = pids(all_up)
-        assert after["knot"] is None
-        assert {n: p for n, p in after.items() if n != "knot"} == {
-            n: p for n, p in before.items() if n != "knot"
-        }
-        now = states(all_up)
-        assert now.pop("knot") == "stopped"
-        assert set(now.values()) == {"running"}
-        assert not all_up.knot.ready()
+    assert stack.down(["knot"]) == ["knot"]
 
-        results = all_up.up(["knot"])
-        assert [(r.name, r.action) for r in results] == [("knot", "started")]
-        assert pids(all_up)["knot"] not in (None, knot_record.pid)
-        # The update made before the restart was kept in Knot's journal.
-        assert a_records(all_up.knot.port, fqdn) == {"127.0.2.1"}
-    finally:
-        all_up.up(["knot"])
-        cleanup = signed_update(all_up)
-        cleanup.delete(label)
-        dns.query.tcp(cleanup, HOST, port=all_up.knot.port, timeout=5)
+    # That very process (PID and start time) is gone, and nothing else was touched.
+    copy = PidFile(tmp_path / "knot.pid")
+    copy.path.write_text(f"{knot_record.pid} {knot_record.start_time}\n")
+    assert copy.alive() is None
+    after = pids(stack)
+    assert after.pop("knot") is None
+    assert after == {n: p for n, p in before.items() if n != "knot"}
+    now = states(stack)
+    assert now.pop("knot") == "stopped"
+    assert set(now.values()) == {"running"}
+    assert not stack.knot.ready()
+
+    results = stack.up(["knot"])
+
+    assert [(r.name, r.action) for r in results] == [("knot", "started")]
+    assert pids(stack)["knot"] not in (None, knot_record.pid)
+    # The update made before the restart was kept in Knot's journal.
+    assert a_records(stack.knot.port, fqdn) == {"127.0.2.1"}
 
 
 def test_pid_file_naming_a_reused_pid_is_not_running_and_never_signalled(
@@ -133,5 +187,6 @@ def test_pid_file_naming_a_reused_pid_is_not_running_and_never_signalled(
         assert bystander.poll() is None  # still running: it was not signalled
         assert not pidfile.path.exists()  # the stale file is cleared
     finally:
-        bystander.kill()
+        with contextlib.suppress(ProcessLookupError):
+            bystander.kill()
         bystander.wait(timeout=10)

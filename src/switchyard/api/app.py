@@ -6,7 +6,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
-from starlette.routing import Match
 
 from switchyard import __version__
 from switchyard.api import problems
@@ -31,7 +30,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     ) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
-        route = _route_template(app, request)
+        route = _route_template(request)
         ctx.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
         ctx.metrics.latency.labels(route, request.method).observe(time.perf_counter() - start)
         return response
@@ -39,10 +38,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     return app
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    """The route's path template (``/v1/regions/{name}``), so labels stay low-cardinality."""
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+def _route_template(request: Request) -> str:
+    """The matched route's path template (``/v1/regions/{name}``), so labels stay low-cardinality.
+
+    The router records the matched route in the request scope; unmatched paths share one label.
+    """
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))

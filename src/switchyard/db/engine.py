@@ -55,7 +55,10 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
 
 
 def unavailable(exc: OperationalError) -> TransientError:
-    """The TransientError to raise for ``exc``: the driver's message, never the SQL or its
-    parameters (which may carry values that must not reach logs)."""
+    """The TransientError to raise for an unreachable database.
+
+    It carries the driver's message only, never the SQL or its parameters, which may hold
+    values that must not reach logs.
+    """
     detail = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
     return TransientError(f"control database unavailable: {detail}")
