@@ -96,7 +96,10 @@ template:
     file: "%s.zone"
     # Updates live in the journal; flushing the zone file caused ~1 s stalls (INFRA.md).
     zonefile-sync: -1
-    zonefile-load: difference-no-serial
+    # "difference" (not "-no-serial"): the zone file's serial stays 1, so Knot sees the file
+    # unchanged and keeps the journal's updates; "-no-serial" re-applied the stale file on
+    # every start and silently reverted every update made before a restart.
+    zonefile-load: difference
     journal-content: all
 
 zone:
