@@ -28,7 +28,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # re-exported by .admin without __all__
 
 from switchyard.devenv import dns as devdns
 from switchyard.devenv.harness import Harness
@@ -141,7 +142,10 @@ def test_broker_keeps_per_key_order_and_explicit_commits_leave_no_lag(
                 if msg is None:
                     continue
                 assert msg.error() is None, msg.error()
-                seen[msg.key().decode()].append(int(msg.value()))
+                msg_key, msg_value = msg.key(), msg.value()
+                assert msg_key is not None
+                assert msg_value is not None
+                seen[msg_key.decode()].append(int(msg_value))
                 received += 1
             assert received == expected
             consumer.commit(asynchronous=False)
