@@ -4,13 +4,13 @@ PY     := $(VENV)/bin/python
 SY     := $(VENV)/bin/switchyard
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap up down status demo test test-fast lint typecheck test-slow clean
+.PHONY: help bootstrap up down status demo test test-fast lint typecheck bench clean
 
 help:
 	@echo "make demo      start both regions' infrastructure and the API; show where everything is"
 	@echo "make test      lint, type-check and run every test against real servers"
 	@echo "make up|down|status   the local infrastructure harness"
-	@echo "make lint | typecheck | test-fast (unit tests only) | clean (delete .local data)"
+	@echo "make lint | typecheck | test-fast (unit tests only) | bench | clean (delete .local data)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -28,8 +28,8 @@ demo: bootstrap
 	@$(SY) dev demo
 
 lint: bootstrap
-	$(VENV)/bin/ruff check src tests migrations
-	$(VENV)/bin/ruff format --check src tests migrations
+	$(VENV)/bin/ruff check src tests migrations bench
+	$(VENV)/bin/ruff format --check src tests migrations bench
 
 typecheck: bootstrap
 	$(VENV)/bin/mypy
@@ -39,6 +39,9 @@ test: lint typecheck
 
 test-fast: bootstrap
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(PY) bench/harness_startup.py
 
 clean: down
 	rm -rf .local

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine, make_url
 
+from switchyard import __version__
 from switchyard.adapters.secrets_vault import VaultSecretStore
 from switchyard.api.auth import TokenTable
 from switchyard.api.context import ApiContext
@@ -26,6 +27,12 @@ from switchyard.topology import Topology, load_topology
 
 @dataclass(frozen=True)
 class Core:
+    """The adapters every entry point (API, migrate, demo) shares, built by ``build_core``.
+
+    ``engine`` already carries the Vault-issued credentials; ``control_db_url`` is the same URL
+    wrapped as a Secret, for the migrations, so it renders masked everywhere.
+    """
+
     settings: Settings
     topology: Topology
     secrets: SecretStore
@@ -59,8 +66,6 @@ def build_core(settings: Settings, redactor: Redactor) -> Core:
 
 
 def build_api_context(core: Core) -> ApiContext:
-    from switchyard import __version__
-
     tokens = core.secrets.read(core.settings.api_tokens_secret)
     table = TokenTable.from_secret(f"vault:{core.settings.api_tokens_secret}", tokens.data)
     return ApiContext(

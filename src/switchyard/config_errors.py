@@ -27,5 +27,5 @@ def config_error(source: str, exc: ValidationError, env_prefix: str = "") -> Con
     first_field, first_msg = problems[0]
     extra = f" (and {len(problems) - 1} more: " + ", ".join(p[0] for p in problems[1:]) + ")"
     error = ConfigError(source, first_field, first_msg + (extra if len(problems) > 1 else ""))
-    error.problems = problems  # type: ignore[attr-defined]
+    error.problems = problems
     return error

@@ -50,7 +50,11 @@ class ConflictError(FatalError):
 
 
 class ConfigError(SwitchyardError):
-    """Configuration is invalid; start-up stops with file and field named."""
+    """Configuration is invalid; start-up stops with file and field named.
+
+    ``problems`` lists every ``(field, problem)`` found, the first being the one named in the
+    message; the problems say what is wrong, never what the input was (it may be a secret).
+    """
 
     code = "config_invalid"
 
@@ -58,4 +62,5 @@ class ConfigError(SwitchyardError):
         self.source = source
         self.field = field
         self.problem = problem
+        self.problems: list[tuple[str, str]] = [(field, problem)]
         super().__init__(f"{source}: {field}: {problem}")

@@ -25,6 +25,12 @@ LOOPBACK = "127.0.0.1"
 
 
 class Settings(BaseSettings):
+    """One process's settings, frozen once loaded.
+
+    Invariants (checked by ``load_settings``): ``control_db_url`` is a PostgreSQL URL without a
+    password; exactly one Vault login is given, a token or the complete AppRole pair.
+    """
+
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     topology_file: Path = Path("config/topology.yaml")

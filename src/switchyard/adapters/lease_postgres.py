@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from switchyard.db.engine import unavailable
-from switchyard.domain.lease import Lease, verify
+from switchyard.domain.lease import Lease, check_ttl, verify
 from switchyard.errors import TransientError
 
 # Compare-and-set in one statement. The clock is read once (the ``clock`` subquery) and
@@ -84,8 +84,7 @@ class PostgresLeaseStore:
         self._engine = engine
 
     def acquire(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
-        if ttl_seconds <= 0:
-            raise ValueError(f"lease ttl must be positive, got {ttl_seconds}")
+        check_ttl(ttl_seconds)
         params = {"name": name, "holder": holder, "ttl": float(ttl_seconds)}
         with self._transaction() as connection:
             row = connection.execute(_ACQUIRE, params).one_or_none()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from switchyard.domain.secrets import Secret, SecretValue, check_path
+from switchyard.domain.secrets import Secret, SecretValue, as_secret, check_path, check_version
 from switchyard.errors import ConflictError, NotFoundError
 from switchyard.ports.secrets import SecretRegistry
 
@@ -27,8 +27,7 @@ class InMemorySecretStore:
 
     def read(self, path: str, version: int | None = None) -> SecretValue:
         check_path(path)
-        if version is not None and version < 1:
-            raise ValueError(f"secret version must be >= 1, got {version}")
+        check_version(version)
         with self._lock:
             versions = self._versions.get(path)
             if not versions:
@@ -42,7 +41,7 @@ class InMemorySecretStore:
 
     def write(self, path: str, data: Mapping[str, str | Secret], cas: int | None = None) -> int:
         check_path(path)
-        secrets = {key: _as_secret(value) for key, value in data.items()}
+        secrets = {key: as_secret(value) for key, value in data.items()}
         self._register(secrets.values())
         with self._lock:
             versions = self._versions.get(path, [])
@@ -63,7 +62,3 @@ class InMemorySecretStore:
 
     def __repr__(self) -> str:
         return f"InMemorySecretStore(paths={len(self._versions)})"
-
-
-def _as_secret(value: str | Secret) -> Secret:
-    return value if isinstance(value, Secret) else Secret(value)

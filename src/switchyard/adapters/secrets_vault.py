@@ -26,7 +26,7 @@ import hvac
 import hvac.exceptions as vault_errors
 import requests
 
-from switchyard.domain.secrets import Secret, SecretValue, check_path
+from switchyard.domain.secrets import Secret, SecretValue, as_secret, check_path, check_version
 from switchyard.errors import (
     ConfigError,
     ConflictError,
@@ -106,9 +106,9 @@ class VaultSecretStore:
         """Build from plain settings: either ``token`` or both ``role_id`` and ``secret_id``."""
         auth: VaultAuth
         if token is not None and role_id is None and secret_id is None:
-            auth = TokenAuth(_as_secret(token))
+            auth = TokenAuth(as_secret(token))
         elif token is None and role_id is not None and secret_id is not None:
-            auth = AppRoleAuth(role_id, _as_secret(secret_id), approle_mount)
+            auth = AppRoleAuth(role_id, as_secret(secret_id), approle_mount)
         else:
             raise ConfigError(
                 "vault settings", "token", "set either token or both role_id and secret_id"
@@ -117,8 +117,7 @@ class VaultSecretStore:
 
     def read(self, path: str, version: int | None = None) -> SecretValue:
         check_path(path)
-        if version is not None and version < 1:
-            raise ValueError(f"secret version must be >= 1, got {version}")
+        check_version(version)
         subject = self._subject(path) + ("" if version is None else f" version {version}")
         response = self._run(
             "reading",
@@ -134,7 +133,7 @@ class VaultSecretStore:
 
     def write(self, path: str, data: Mapping[str, str | Secret], cas: int | None = None) -> int:
         check_path(path)
-        secrets = {key: _as_secret(value) for key, value in data.items()}
+        secrets = {key: as_secret(value) for key, value in data.items()}
         for secret in secrets.values():
             self._register(secret)
         plain = {key: secret.reveal() for key, secret in secrets.items()}
@@ -275,7 +274,3 @@ def _reason(exc: vault_errors.VaultError) -> str:
     """The server's own error strings (never request bodies), on one line."""
     errors = exc.errors if isinstance(exc.errors, list) else [str(exc.args[0] or "")]
     return "; ".join(" ".join(str(error).split()) for error in errors) or type(exc).__name__
-
-
-def _as_secret(value: str | Secret) -> Secret:
-    return value if isinstance(value, Secret) else Secret(value)

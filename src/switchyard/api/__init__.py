@@ -1,1 +1,1 @@
-
+"""The REST API: app factory, dependencies, schemas, routes."""

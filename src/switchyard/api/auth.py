@@ -16,6 +16,8 @@ from switchyard.errors import ConfigError
 
 
 class Role(IntEnum):
+    """A token's power; a higher value admits everything a lower one does."""
+
     VIEWER = 1
     OPERATOR = 2
     ADMIN = 3
@@ -27,6 +29,8 @@ class Role(IntEnum):
 
 @dataclass(frozen=True)
 class Principal:
+    """Who called: a role-derived name (never the token) and the role it holds."""
+
     name: str
     role: Role
 

@@ -12,6 +12,12 @@ from switchyard.observability.metrics import ApiMetrics
 
 @dataclass(frozen=True)
 class ApiContext:
+    """Everything a route may use, built once per process and never replaced.
+
+    Routes reach the store only through ``engine`` (one unit of work per request, see
+    ``deps.get_session``); ``tokens`` holds digests, never a token in clear.
+    """
+
     engine: Engine
     tokens: TokenTable
     metrics: ApiMetrics

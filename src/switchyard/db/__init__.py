@@ -1,1 +1,1 @@
-
+"""The control-plane store: tables, engine, unit of work, repositories, migrations runner."""

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError
 
 from switchyard.db.engine import unavailable
-from switchyard.db.migrate import VERSION_TABLE
+from switchyard.db.migrate import connection_revision
 
 
 def store_revision(engine: Engine) -> str | None:
     """The Alembic revision the store is at (None when never migrated).
 
-    Raises TransientError when the database cannot be reached.
+    Read the way ``migrate.current_revision`` reads it, so /readyz and the migration
+    commands cannot disagree. Raises TransientError when the database cannot be reached.
     """
     try:
         with engine.connect() as conn:
-            return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()  # noqa: S608
-    except ProgrammingError:  # no version table: never migrated
-        return None
+            return connection_revision(conn)
     except OperationalError as exc:
         raise unavailable(exc) from exc

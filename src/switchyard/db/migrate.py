@@ -83,7 +83,7 @@ def current_revision(url: str) -> str | None:
     )
     try:
         with _mapped_errors(), engine.connect() as connection:
-            return _current(connection)
+            return connection_revision(connection)
     finally:
         engine.dispose()
 
@@ -93,7 +93,8 @@ def is_current(url: str) -> bool:
     return current_revision(url) == head_revision()
 
 
-def _current(connection: Connection) -> str | None:
+def connection_revision(connection: Connection) -> str | None:
+    """The revision recorded in the store behind ``connection``, None if never migrated."""
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 

@@ -10,11 +10,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import requests
-
 from switchyard.devenv.layout import HOST, DevLayout
 from switchyard.devenv.postgres import PostgresCluster
-from switchyard.devenv.process import ProcessSpec
+from switchyard.devenv.process import ProcessSpec, http_ok
 from switchyard.devenv.vault import KV_MOUNT, OpenBao
 
 
@@ -58,10 +56,7 @@ class ApiServer:
         )
 
     def ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        return http_ok(f"{self.url}/readyz")
 
     def configure(self) -> None:
         """Nothing: the store was migrated before the API started."""

@@ -17,8 +17,9 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from switchyard.devenv.layout import HOST, DevCredentials, DevLayout
+from switchyard.devenv.layout import HOST, DevCredentials, DevLayout, write_private
 from switchyard.devenv.process import ProcessSpec, find_binary
+from switchyard.errors import FatalError
 
 ZONE = "gslb.switchyard.test."
 RECORD = "chat"
@@ -46,12 +47,6 @@ def _own(path: Path) -> None:
             shutil.chown(p, UNPRIVILEGED, "nogroup")
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 class KnotDns:
     name = "knot"
 
@@ -66,7 +61,7 @@ class KnotDns:
         zonefile = self.dir / "zones" / f"{ZONE}zone"
         if not zonefile.exists():  # Knot owns the zone once it runs; never overwrite updates
             zonefile.write_text(_zone_text(REGION_ADDRESSES["region-a"]))
-        _write_private(
+        write_private(
             self.dir / "knot.conf",
             f"""\
 server:
@@ -146,7 +141,7 @@ class PowerDns:
             with sqlite3.connect(db) as conn:
                 conn.executescript(PDNS_SCHEMA.read_text())
         # The API key lives in a 0600 config file, never on the command line (visible in ps).
-        _write_private(
+        write_private(
             self.dir / "pdns.conf",
             f"""\
 launch=gsqlite3
@@ -214,7 +209,7 @@ loglevel=4
             },
         )
         if status != 201:
-            raise RuntimeError(f"PowerDNS refused to create zone {ZONE}: HTTP {status}")
+            raise FatalError(f"PowerDNS refused to create zone {ZONE}: HTTP {status}")
 
     def endpoints(self) -> Mapping[str, str]:
         return {"dns": f"{HOST}:{self.dns_port}", "api": self.api_url, "zone": ZONE}

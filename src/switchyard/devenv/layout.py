@@ -53,6 +53,21 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
+def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Write ``text`` to a file only its owner can read (mode 0600 from creation on).
+
+    The mode is set by ``open`` itself, so the content is never readable by others, not even
+    for an instant (``write_text`` then ``chmod`` would leave a window); a file that already
+    exists with a looser mode is tightened before anything is written. ``exclusive`` refuses
+    to replace an existing file (``FileExistsError``).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 @dataclass(frozen=True)
 class DevLayout:
     root: Path
@@ -125,7 +140,5 @@ class DevCredentials:
             },
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(creds.__dict__, f, indent=2)
+        write_private(path, json.dumps(creds.__dict__, indent=2), exclusive=True)
         return creds

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from switchyard.devenv.layout import HOST, DevCredentials, DevLayout
+from switchyard.devenv.layout import HOST, DevCredentials, DevLayout, write_private
 from switchyard.devenv.process import ProcessSpec
 from switchyard.errors import FatalError
 
@@ -61,11 +61,10 @@ class PostgresCluster:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         pwfile = self.dir / "initdb.pw"
-        pwfile.write_text(self._password + "\n")
+        write_private(pwfile, self._password + "\n")
         if os.geteuid() == 0:
             shutil.chown(self.dir, PG_USER, PG_USER)
             shutil.chown(pwfile, PG_USER, PG_USER)
-        pwfile.chmod(0o600)
         try:
             subprocess.run(
                 [

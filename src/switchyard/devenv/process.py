@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from switchyard.errors import FatalError
 
 
@@ -39,6 +41,7 @@ class ProcessSpec:
 class Recorded:
     pid: int
     start_time: str
+    stop_signal: signal.Signals = signal.SIGTERM
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -60,17 +63,19 @@ class PidFile:
 
     def read(self) -> Recorded | None:
         try:
-            pid_s, start = self.path.read_text().split()
-            return Recorded(int(pid_s), start)
-        except (OSError, ValueError):
+            pid_s, start, *rest = self.path.read_text().split()
+            stop = signal.Signals[rest[0]] if rest else signal.SIGTERM
+            return Recorded(int(pid_s), start, stop)
+        except (OSError, ValueError, KeyError):
             return None
 
-    def write(self, pid: int) -> None:
+    def write(self, pid: int, stop_signal: signal.Signals = signal.SIGTERM) -> None:
+        """Record the process and how to stop it, so ``down`` needs nothing but this file."""
         start = _proc_start_time(pid)
         if start is None:
             raise FatalError(f"process {pid} exited before its PID could be recorded")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(f"{pid} {start}\n")
+        self.path.write_text(f"{pid} {start} {stop_signal.name}\n")
 
     def alive(self) -> int | None:
         """The recorded PID if that very process still runs, else None."""
@@ -102,7 +107,7 @@ def spawn(spec: ProcessSpec, pidfile: PidFile, log_path: Path) -> int:
             user=user,
             start_new_session=True,
         )
-    pidfile.write(proc.pid)
+    pidfile.write(proc.pid, spec.stop_signal)
     return proc.pid
 
 
@@ -130,14 +135,29 @@ def wait_until(
         delay = min(delay * 1.5, 0.25)
 
 
-def terminate(pidfile: PidFile, stop_signal: signal.Signals, timeout: float = 20.0) -> bool:
-    """Stop the recorded process; True if one was running. Escalates to SIGKILL."""
-    pid = pidfile.alive()
-    if pid is None:
-        pidfile.remove()
+def http_ok(url: str) -> bool:
+    """True when ``url`` answers HTTP 200 within a second; any connection failure is False."""
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
         return False
+
+
+def request_stop(pidfile: PidFile, stop_signal: signal.Signals | None = None) -> int | None:
+    """Send the recorded process its recorded signal (or ``stop_signal``); its PID, or None
+    (and the stale file removed) when it was not running."""
+    pid = pidfile.alive()
+    record = pidfile.read()
+    if pid is None or record is None:
+        pidfile.remove()
+        return None
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, stop_signal)
+        os.kill(pid, stop_signal or record.stop_signal)
+    return pid
+
+
+def await_stop(pidfile: PidFile, pid: int, timeout: float = 20.0) -> None:
+    """Wait for a process asked to stop; SIGKILL its process group after ``timeout``."""
     deadline = time.monotonic() + timeout
     while pidfile.alive() is not None and time.monotonic() < deadline:
         _reap(pid)
@@ -147,6 +167,16 @@ def terminate(pidfile: PidFile, stop_signal: signal.Signals, timeout: float = 20
             os.killpg(pid, signal.SIGKILL)
     _reap(pid)
     pidfile.remove()
+
+
+def terminate(
+    pidfile: PidFile, stop_signal: signal.Signals | None = None, timeout: float = 20.0
+) -> bool:
+    """Stop the recorded process and wait for it; True if one was running."""
+    pid = request_stop(pidfile, stop_signal)
+    if pid is None:
+        return False
+    await_stop(pidfile, pid, timeout)
     return True
 
 

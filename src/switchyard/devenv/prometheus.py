@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import requests
-
 from switchyard.devenv.layout import HOST, DevLayout
-from switchyard.devenv.process import ProcessSpec, find_binary
+from switchyard.devenv.process import ProcessSpec, find_binary, http_ok
 
 
 class Prometheus:
@@ -48,10 +46,7 @@ scrape_configs:
         )
 
     def ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        return http_ok(f"{self.url}/-/ready")
 
     def configure(self) -> None:
         """Scrape targets come from the config file written by ``prepare``."""

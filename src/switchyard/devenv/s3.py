@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from switchyard.devenv.layout import HOST, DevCredentials, DevLayout
+from switchyard.devenv.layout import HOST, DevCredentials, DevLayout, write_private
 from switchyard.devenv.process import ProcessSpec, find_binary
 
 # Port offsets inside the instance's block of twenty.
@@ -67,10 +66,7 @@ class SeaweedS3:
                 }
             ]
         }
-        path = self.dir / "identities.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(identities, f)
+        write_private(self.dir / "identities.json", json.dumps(identities))
 
     def process(self) -> ProcessSpec:
         weed = find_binary("weed")

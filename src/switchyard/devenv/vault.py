@@ -8,16 +8,14 @@ environment by the harness); it is never given the root token.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import hvac
-import requests
 
 from switchyard.devenv.dns import TSIG_KEY_NAME
-from switchyard.devenv.layout import HOST, DevCredentials, DevLayout
-from switchyard.devenv.process import ProcessSpec, find_binary
+from switchyard.devenv.layout import HOST, DevCredentials, DevLayout, write_private
+from switchyard.devenv.process import ProcessSpec, find_binary, http_ok
 
 KV_MOUNT = "secret"
 SECRET_PREFIX = "switchyard"  # noqa: S105 - a KV path, not a secret
@@ -66,11 +64,7 @@ class OpenBao:
         )
 
     def ready(self) -> bool:
-        try:
-            resp = requests.get(f"{self.addr}/v1/sys/health", timeout=1)
-        except requests.RequestException:
-            return False
-        return resp.status_code == 200
+        return http_ok(f"{self.addr}/v1/sys/health")
 
     def configure(self) -> None:
         client = self.root_client()
@@ -110,9 +104,7 @@ class OpenBao:
         )
         role_id = client.auth.approle.read_role_id(APPROLE_NAME)["data"]["role_id"]
         secret_id = client.auth.approle.generate_secret_id(APPROLE_NAME)["data"]["secret_id"]
-        fd = os.open(self.approle_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"role_id": role_id, "secret_id": secret_id}, f)
+        write_private(self.approle_path, json.dumps({"role_id": role_id, "secret_id": secret_id}))
 
     def approle(self) -> Mapping[str, str]:
         data: dict[str, str] = json.loads(self.approle_path.read_text())

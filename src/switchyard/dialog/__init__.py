@@ -1,1 +1,1 @@
-
+"""The RAG dialog runtime each region serves. (Not yet built.)"""

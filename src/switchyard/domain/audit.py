@@ -63,8 +63,8 @@ class AuditEvent:
     after: JsonObject | None
 
     def __post_init__(self) -> None:
-        # Frozen dataclasses forbid assignment; object.__setattr__ is the sanctioned bypass
-        # for normalising fields once, at construction.
+        # Freeze once, here, so every holder of the event (API, loop, tests) shares history
+        # that none of them can edit; object.__setattr__ because the dataclass is frozen.
         object.__setattr__(self, "before", freeze_object(self.before))
         object.__setattr__(self, "after", freeze_object(self.after))
 

@@ -33,6 +33,12 @@ class Lease:
         return now < self.expires_at
 
 
+def check_ttl(ttl_seconds: float) -> None:
+    """Refuse a lease term that is not positive (``ValueError``, a caller bug)."""
+    if ttl_seconds <= 0:
+        raise ValueError(f"lease ttl must be positive, got {ttl_seconds}")
+
+
 def grant(
     current: Lease | None, *, name: str, holder: str, ttl_seconds: float, now: datetime
 ) -> Lease | None:
@@ -40,8 +46,7 @@ def grant(
 
     ``current`` is the stored lease (live, expired or released), None if never held.
     """
-    if ttl_seconds <= 0:
-        raise ValueError(f"lease ttl must be positive, got {ttl_seconds}")
+    check_ttl(ttl_seconds)
     expires_at = now + timedelta(seconds=ttl_seconds)
     if current is None:
         return Lease(name=name, holder=holder, fencing_token=1, expires_at=expires_at)

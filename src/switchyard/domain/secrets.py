@@ -111,6 +111,17 @@ def check_path(path: str) -> None:
         raise ValueError(f"invalid secret path {path!r}: want 'a/b/c' without empty segments")
 
 
+def check_version(version: int | None) -> None:
+    """Refuse a version below 1 (``ValueError``, a caller bug); None means "the latest"."""
+    if version is not None and version < 1:
+        raise ValueError(f"secret version must be >= 1, got {version}")
+
+
+def as_secret(value: str | Secret) -> Secret:
+    """``value`` wrapped in a :class:`Secret`, or itself when it already is one."""
+    return value if isinstance(value, Secret) else Secret(value)
+
+
 @dataclass(frozen=True, eq=True, repr=False)
 class SecretValue:
     """One version of the secret at ``path``: a read-only mapping of key to :class:`Secret`.
@@ -124,8 +135,7 @@ class SecretValue:
     data: Mapping[str, Secret] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.version < 1:
-            raise ValueError(f"secret version must be >= 1, got {self.version}")
+        check_version(self.version)
         for key, value in self.data.items():
             if not isinstance(value, Secret):
                 raise TypeError(f"value of key {key!r} at {self.path!r} must be a Secret")

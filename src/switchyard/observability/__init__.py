@@ -1,1 +1,1 @@
-
+"""Structured logs with redaction, and Prometheus metrics."""

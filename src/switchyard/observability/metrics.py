@@ -9,6 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 @dataclass(frozen=True)
 class ApiMetrics:
+    """The API's metrics on a registry of their own (one per app, so tests never collide).
+
+    Labels stay low-cardinality: ``route`` is the matched path template, never the raw path.
+    """
+
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram

@@ -1,1 +1,1 @@
-
+"""typing.Protocol contracts for every external system."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,6 +13,7 @@ from switchyard.api.schemas import Health
 from switchyard.db.health import store_revision
 from switchyard.errors import TransientError
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -33,7 +36,9 @@ def readyz(ctx: ContextDep) -> Response:
             else f"at {revision or 'none'}, expected {ctx.expected_revision}"
         )
     except TransientError as exc:
-        checks["store"] = f"unreachable: {exc}"
+        # Anonymous callers learn only that it is down; the driver's detail goes to the log.
+        log.warning("readyz.store_unreachable", extra={"fields": {"detail": str(exc)}})
+        checks["store"] = "unreachable"
         checks["migrations"] = "unknown"
     ok = all(v == "ok" for v in checks.values())
     body = Health(status="ready" if ok else "not ready", checks=checks)
