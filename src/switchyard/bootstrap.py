@@ -43,11 +43,9 @@ class Core:
 def build_secret_store(settings: Settings, redactor: Redactor) -> VaultSecretStore:
     return VaultSecretStore.from_settings(
         settings.vault_addr,
-        token=settings.vault_token.get_secret_value() if settings.vault_token else None,
+        token=settings.vault_token,
         role_id=settings.vault_role_id,
-        secret_id=(
-            settings.vault_secret_id.get_secret_value() if settings.vault_secret_id else None
-        ),
+        secret_id=settings.vault_secret_id,
         mount=settings.vault_kv_mount,
         redactor=redactor,
     )
@@ -72,7 +70,6 @@ def build_api_context(core: Core) -> ApiContext:
         engine=core.engine,
         tokens=table,
         metrics=ApiMetrics.create(__version__),
-        vantage=core.settings.vantage,
         expected_revision=migrate.head_revision(),
     )
 

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from switchyard.config_errors import config_error
+from switchyard.domain.secrets import Secret
 from switchyard.errors import ConfigError
 
 ENV_PREFIX = "SWITCHYARD_"
@@ -46,9 +47,9 @@ class Settings(BaseSettings):
 
     vault_addr: str = "http://127.0.0.1:8200"
     vault_kv_mount: str = "secret"
-    vault_token: SecretStr | None = None
+    vault_token: Secret | None = None
     vault_role_id: str | None = None
-    vault_secret_id: SecretStr | None = None
+    vault_secret_id: Secret | None = None
 
     @field_validator("control_db_url")
     @classmethod

@@ -34,7 +34,6 @@ def make_context(engine: Engine) -> ApiContext:
         engine=engine,
         tokens=TokenTable.from_secret("test", {k: Secret(v) for k, v in TOKENS.items()}),
         metrics=ApiMetrics.create("test"),
-        vantage="witness",
         expected_revision=migrate.head_revision(),
     )
 

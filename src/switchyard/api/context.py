@@ -21,6 +21,5 @@ class ApiContext:
     engine: Engine
     tokens: TokenTable
     metrics: ApiMetrics
-    vantage: str
     # The Alembic head this build expects; /readyz fails until the store is migrated to it.
     expected_revision: str

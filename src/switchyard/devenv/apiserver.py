@@ -37,7 +37,6 @@ class ApiServer:
             "SWITCHYARD_API_HOST": HOST,
             "SWITCHYARD_API_PORT": str(self.port),
             "SWITCHYARD_CONTROL_DB_URL": f"postgresql+psycopg://{HOST}:{self._control_db.port}/{self._control_db.database}",
-            "SWITCHYARD_CONTROL_DB_SECRET": "switchyard/postgres/control",
             "SWITCHYARD_VAULT_ADDR": self._vault.addr,
             "SWITCHYARD_VAULT_KV_MOUNT": KV_MOUNT,
             "SWITCHYARD_VAULT_ROLE_ID": approle["role_id"],
