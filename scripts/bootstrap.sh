@@ -38,6 +38,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Reinstall only when the dependency list changed since the last install.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  # torch first and alone, pinned: the CPU build must be in place before anything that depends
+  # on torch is resolved, or pip would fetch the (multi-gigabyte) CUDA build instead.
+  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==2.13.0"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev,infra]"
   touch "$stamp"
 fi

@@ -5,9 +5,13 @@ Nothing else in the package constructs clients, engines or settings.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from sqlalchemy.engine import Engine, make_url
+from fastapi import FastAPI
+from sqlalchemy.engine import URL, Engine, make_url
 
 from switchyard import __version__
 from switchyard.adapters.secrets_vault import VaultSecretStore
@@ -15,14 +19,31 @@ from switchyard.api.auth import TokenTable
 from switchyard.api.context import ApiContext
 from switchyard.db import migrate
 from switchyard.db.engine import make_engine, unit_of_work
+from switchyard.db.region_state import RegionState, seed_region_state
 from switchyard.db.regions import ensure_regions
-from switchyard.domain.region import Region
+from switchyard.dialog.app import create_runtime_app
+from switchyard.dialog.chunking import CHUNKER_VERSION
+from switchyard.dialog.documents import load_corpus, load_document
+from switchyard.dialog.embedding import Embedder, MiniLmEmbedder
+from switchyard.dialog.index import SearchIndex, build_index
+from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier
+from switchyard.dialog.llm import LlmGateway, LlmSettings
+from switchyard.dialog.manager import DialogManager
+from switchyard.dialog.retrieval import Retriever
+from switchyard.dialog.runtime import DialogRuntime, LiveIndex, reconcile
+from switchyard.dialog.sessions import stored_documents
+from switchyard.dialog.store import IndexMismatchError, IndexStore
+from switchyard.dialog.tools import HttpTicketTool, ToolRegistry
+from switchyard.domain.region import Region, initial_epoch
 from switchyard.domain.secrets import Secret
-from switchyard.observability.logging import Redactor
-from switchyard.observability.metrics import ApiMetrics
+from switchyard.errors import TransientError
+from switchyard.observability.logging import Redactor, log_event
+from switchyard.observability.metrics import ApiMetrics, DialogMetrics
 from switchyard.ports.secrets import SecretStore
 from switchyard.settings import Settings
-from switchyard.topology import Topology, load_topology
+from switchyard.topology import RegionSpec, Topology, load_topology
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,7 +77,7 @@ def build_core(settings: Settings, redactor: Redactor) -> Core:
     secrets = build_secret_store(settings, redactor)
     creds = secrets.read(settings.control_db_secret)
     url = (
-        make_url(settings.control_db_url)
+        make_url(settings.require_control_db_url())
         .set(username=creds.get("username").reveal(), password=creds.get("password").reveal())
         .render_as_string(hide_password=False)
     )
@@ -82,3 +103,140 @@ def prepare_store(core: Core) -> list[Region]:
             session=session,
             specs=[(r.name, r.initial_role) for r in core.topology.regions],
         )
+
+
+# -- the dialog runtime of one region ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionStore:
+    """A region's database: its spec, an engine with Vault-issued credentials, and the URL
+    (masked) for migrations."""
+
+    spec: RegionSpec
+    engine: Engine
+    url: Secret
+
+
+def build_region_store(settings: Settings, region: str, redactor: Redactor) -> RegionStore:
+    topology = load_topology(settings.topology_file)
+    spec = topology.region(region)
+    secrets = build_secret_store(settings, redactor)
+    return _region_store(spec, secrets)
+
+
+def _region_store(spec: RegionSpec, secrets: SecretStore) -> RegionStore:
+    creds = secrets.read(spec.database.credentials_secret)
+    url = URL.create(
+        "postgresql+psycopg",
+        username=creds.get("username").reveal(),
+        password=creds.get("password").reveal(),
+        host=spec.database.host,
+        port=spec.database.port,
+        database=spec.database.name,
+    ).render_as_string(hide_password=False)
+    return RegionStore(spec, make_engine(url), Secret(url))
+
+
+def prepare_region_store(store: RegionStore) -> RegionState:
+    """Migrate the region's schema to head and record its initial role (once; the control
+    plane owns it afterwards). Returns the recorded state."""
+    migrate.upgrade(store.url.reveal(), schema=migrate.REGION)
+    role = store.spec.initial_role
+    with unit_of_work(store.engine) as session:
+        return seed_region_state(
+            session=session, region=store.spec.name, role=role, epoch=initial_epoch(role)
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeParts:
+    app: FastAPI
+    runtime: DialogRuntime
+    host: str
+    port: int
+
+
+def build_runtime(
+    settings: Settings, region: str, redactor: Redactor, *, embedder: Embedder | None = None
+) -> RuntimeParts:
+    """Everything ``switchyard runtime --region NAME`` serves, ready to run.
+
+    The index is loaded from ``<data_dir>/<region>/index`` when one was saved by this model and
+    chunker, otherwise built from the corpus folder; then documents added through the API
+    (recorded in the region's database) are indexed if missing. A database that is down at
+    start-up does not stop the runtime: it serves what it has and reports not ready.
+    """
+    topology = load_topology(settings.topology_file)
+    spec = topology.region(region)
+    secrets = build_secret_store(settings, redactor)
+    store = _region_store(spec, secrets)
+    embedder = embedder or MiniLmEmbedder()
+    index_store = IndexStore(settings.data_dir / region / "index")
+    index = LiveIndex(
+        _open_index(index_store, embedder, settings.corpus_dir, store.engine), index_store
+    )
+    api_metrics = ApiMetrics.create(__version__)
+    tokens = secrets.read(settings.api_tokens_secret)
+    runtime = DialogRuntime(
+        region=region,
+        engine=store.engine,
+        embedder=embedder,
+        index=index,
+        retriever=Retriever(embedder),
+        classifier=IntentClassifier(DEFAULT_INTENTS, embedder.embed),
+        manager=DialogManager(),
+        tools=ToolRegistry([HttpTicketTool(settings.ticket_url)] if settings.ticket_url else []),
+        metrics=DialogMetrics.create(api_metrics.registry),
+        llm=_llm_gateway(settings, secrets),
+    )
+    app = create_runtime_app(
+        runtime,
+        TokenTable.from_secret(f"vault:{settings.api_tokens_secret}", tokens.data),
+        api_metrics,
+    )
+    url = urlsplit(str(spec.runtime_url))
+    return RuntimeParts(app, runtime, url.hostname or "127.0.0.1", url.port or 80)
+
+
+def _open_index(
+    store: IndexStore, embedder: Embedder, corpus_dir: Path, engine: Engine
+) -> SearchIndex:
+    index: SearchIndex | None = None
+    if store.current_path() is not None:
+        try:
+            index = store.load(model_id=embedder.model_id, chunker_version=CHUNKER_VERSION)
+        except IndexMismatchError as exc:
+            log_event(_log, "index.rebuild", level=logging.WARNING, reason=str(exc))
+    desired = load_corpus(corpus_dir) if corpus_dir.is_dir() else []
+    try:
+        with unit_of_work(engine) as session:
+            stored = stored_documents(session=session)
+        desired += [load_document(d, content, media) for d, media, content in stored]
+    except TransientError as exc:
+        log_event(_log, "index.documents_unavailable", level=logging.WARNING, reason=str(exc))
+    if index is None:
+        built = build_index(desired, embedder)
+        store.save(built)
+        return built
+    reconciled = reconcile(index, desired, embedder)
+    if reconciled is not index:
+        store.save(reconciled)
+    return reconciled
+
+
+def _llm_gateway(settings: Settings, secrets: SecretStore) -> LlmGateway | None:
+    if settings.llm_url is None:
+        return None
+    api_key = None
+    if settings.llm_api_key_secret is not None:
+        api_key = secrets.read(settings.llm_api_key_secret).get("api_key")
+    return LlmGateway(
+        LlmSettings(
+            base_url=settings.llm_url,
+            model=settings.llm_model,
+            api_key=api_key,
+            max_concurrency=settings.llm_max_concurrency,
+            queue_timeout_seconds=settings.llm_queue_timeout_seconds,
+        )
+    )

@@ -31,15 +31,46 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from switchyard.bootstrap import build_core, prepare_store
+    from switchyard.bootstrap import (
+        build_core,
+        build_region_store,
+        prepare_region_store,
+        prepare_store,
+    )
     from switchyard.observability.logging import configure_logging
     from switchyard.settings import load_settings
 
     settings = load_settings()
-    redactor = configure_logging(settings.log_level, settings.vantage)
+    redactor = configure_logging(settings.log_level, args.region or settings.vantage)
+    if args.region:
+        store = build_region_store(settings, args.region, redactor)
+        state = prepare_region_store(store)
+        store.engine.dispose()
+        print(f"region {state.region} store migrated; role {state.role.value}, epoch {state.epoch}")
+        return 0
     added = prepare_store(build_core(settings, redactor))
     print("store migrated; regions recorded: " + (", ".join(r.name for r in added) or "none new"))
     return 0
+
+
+def _runtime(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from switchyard.bootstrap import build_runtime
+    from switchyard.observability.logging import configure_logging
+    from switchyard.settings import load_settings
+
+    settings = load_settings()
+    redactor = configure_logging(settings.log_level, args.region)
+    parts = build_runtime(settings, args.region, redactor)
+    uvicorn.run(parts.app, host=parts.host, port=parts.port, log_config=None, access_log=False)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from switchyard.dialog.evaluation import run_eval
+
+    return run_eval(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     api = sub.add_parser("api", help="serve the REST API (settings from SWITCHYARD_* variables)")
     api.set_defaults(handler=_api)
-    mig = sub.add_parser("migrate", help="migrate the control-plane store; record new regions")
+    mig = sub.add_parser(
+        "migrate",
+        help="migrate the control-plane store and record new regions; "
+        "with --region, migrate that region's store and record its initial role",
+    )
+    mig.add_argument("--region", help="a region name from the topology file")
     mig.set_defaults(handler=_migrate)
+    run = sub.add_parser("runtime", help="serve a region's dialog runtime at its runtime_url")
+    run.add_argument("--region", required=True, help="a region name from the topology file")
+    run.set_defaults(handler=_runtime)
+    ev = sub.add_parser(
+        "eval",
+        help="golden questions: recall@5, citation accuracy, latency percentiles",
+        description="Ask every golden question, against a running runtime (--url) or an index "
+        "built here from a corpus folder (--corpus); exit 1 when recall@5 is under --min-recall.",
+    )
+    from switchyard.dialog.evaluation import add_arguments
+
+    add_arguments(ev)
+    ev.set_defaults(handler=_eval)
     dev_cli.add_parser(sub)
     return parser
 

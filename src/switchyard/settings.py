@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    control_db_url: str
+    # Required by the control plane (api, migrate); a dialog runtime does without it.
+    control_db_url: str | None = None
     # KV path (under vault_kv_mount) holding {username, password} for the control database.
     control_db_secret: str = "switchyard/postgres/control"  # noqa: S105 - a Vault path
     api_tokens_secret: str = "switchyard/api-tokens"  # noqa: S105 - a Vault path
@@ -51,9 +52,32 @@ class Settings(BaseSettings):
     vault_role_id: str | None = None
     vault_secret_id: Secret | None = None
 
+    # The dialog runtime (``switchyard runtime``).
+    corpus_dir: Path = Path("corpus/demo")
+    # Index generations live under <data_dir>/<region>/index.
+    data_dir: Path = Path(".local/runtime")
+    llm_url: str | None = Field(default=None, pattern=r"^https?://")
+    llm_model: str = "default"
+    llm_api_key_secret: str | None = None  # a Vault KV path holding {api_key}
+    llm_max_concurrency: int = Field(default=4, ge=1, le=256)
+    llm_queue_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    ticket_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    def require_control_db_url(self) -> str:
+        """The control database URL; ConfigError naming the variable when it is not set."""
+        if self.control_db_url is None:
+            raise ConfigError(
+                "environment",
+                "SWITCHYARD_CONTROL_DB_URL",
+                "required by the control plane (postgresql+psycopg://user@host:port/db)",
+            )
+        return self.control_db_url
+
     @field_validator("control_db_url")
     @classmethod
-    def _no_password_in_url(cls, value: str) -> str:
+    def _no_password_in_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             url = make_url(value)
         except ArgumentError:

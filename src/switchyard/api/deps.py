@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from switchyard.api.auth import Principal, Role
+from switchyard.api.auth import Principal, Role, TokenTable
 from switchyard.api.context import ApiContext
 from switchyard.api.problems import ApiError
 from switchyard.db.engine import unit_of_work
@@ -36,7 +36,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def get_principal(
-    ctx: ContextDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
@@ -47,7 +47,10 @@ def get_principal(
             field="header.Authorization",
             headers=_CHALLENGE,
         )
-    principal = ctx.tokens.authenticate(credentials.credentials)
+    # Every app built by us keeps its token table on app.state (the control-plane API and the
+    # dialog runtime share this dependency).
+    tokens: TokenTable = request.app.state.tokens
+    principal = tokens.authenticate(credentials.credentials)
     if principal is None:
         raise ApiError(
             401,

@@ -17,6 +17,7 @@ from switchyard.config_errors import field_path
 from switchyard.errors import ConflictError, FencingError, NotFoundError, TransientError
 
 MEDIA_TYPE = "application/problem+json"
+DEFAULT_RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -46,6 +47,8 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
     422: "Invalid input",
     500: "Internal error",
     503: "Unavailable",
@@ -94,16 +97,19 @@ def install(app: FastAPI) -> None:
         return problem_response(exc.status_code, code, str(exc.detail))
 
     async def on_not_found(_: Request, exc: Exception) -> JSONResponse:
-        return problem_response(404, "not_found", str(exc))
+        return problem_response(404, getattr(exc, "code", "not_found"), str(exc))
 
     async def on_conflict(_: Request, exc: Exception) -> JSONResponse:
-        return problem_response(409, "conflict", str(exc))
+        return problem_response(409, getattr(exc, "code", "conflict"), str(exc))
 
     async def on_fenced(_: Request, exc: Exception) -> JSONResponse:
         return problem_response(409, "fenced", str(exc))
 
     async def on_transient(_: Request, exc: Exception) -> JSONResponse:
-        return problem_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+        # Subclasses name their own code ("region_standby"); the base class is "unavailable".
+        code = "unavailable" if type(exc) is TransientError else getattr(exc, "code", "unavailable")
+        retry_after = getattr(exc, "retry_after_seconds", DEFAULT_RETRY_AFTER_SECONDS)
+        return problem_response(503, code, str(exc), headers={"Retry-After": str(retry_after)})
 
     app.add_exception_handler(ApiError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

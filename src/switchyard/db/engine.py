@@ -1,4 +1,4 @@
-"""Engines and the unit of work: the one place a control-plane transaction commits.
+"""Engines and the unit of work: the one place a transaction commits (control plane or region).
 
 Nothing here runs at import time; ``bootstrap.py`` calls ``make_engine`` once.
 """
@@ -61,4 +61,4 @@ def unavailable(exc: OperationalError) -> TransientError:
     values that must not reach logs.
     """
     detail = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
-    return TransientError(f"control database unavailable: {detail}")
+    return TransientError(f"database unavailable: {detail}")

@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from switchyard.bootstrap import build_core, prepare_store
+from switchyard.bootstrap import build_core, build_region_store, prepare_region_store, prepare_store
 from switchyard.devenv.harness import Harness
 from switchyard.devenv.topology_file import write_topology
 from switchyard.observability.logging import Redactor
@@ -26,7 +26,13 @@ def run_demo(h: Harness) -> int:
         f"== control-plane store migrated; new regions recorded: "
         f"{', '.join(r.name for r in added) or 'none'}"
     )
-    for r in h.up(["api"]):
+    for region, runtime in h.runtimes.items():
+        store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
+        state = prepare_region_store(store)
+        store.engine.dispose()
+        print(f"== {region} store migrated; role {state.role.value}, epoch {state.epoch}")
+    print("== starting the API and both regions' dialog runtimes (first start embeds the corpus)")
+    for r in h.up(["api", *(rt.name for rt in h.runtimes.values())]):
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
 
     api = h.api.url
@@ -46,6 +52,8 @@ def run_demo(h: Harness) -> int:
     denied = requests.post(f"{api}/v1/events", headers=viewer, json=note, timeout=5)
     print(f"   {denied.status_code} {json.dumps(denied.json())}")
 
+    _dialog_tour(h)
+
     print("\n== where everything is")
     for s in h.status():
         where = "  ".join(f"{k}={v}" for k, v in s.endpoints.items())
@@ -54,3 +62,35 @@ def run_demo(h: Harness) -> int:
     print("   tokens: `switchyard dev token viewer|operator|admin` (local harness only)")
     print("   stop everything: make down")
     return 0
+
+
+def _dialog_tour(h: Harness) -> None:
+    primary = h.runtimes["region-a"].url
+    standby = h.runtimes["region-b"].url
+    question = "How many vacation days do I get, and can I carry some over?"
+    print(f"\n== POST {primary}/v1/chat (region-a, primary)")
+    print(f"   you: {question}")
+    reply = requests.post(f"{primary}/v1/chat", json={"message": question}, timeout=30).json()
+    print(f"   bot: {reply['answer']}")
+    for c in reply["citations"]:
+        print(f"        cites {c['document']} chunk {c['chunk_id']} chars {c['start']}-{c['end']}")
+    print(f"   confidence {reply['confidence']}, region {reply['region']}, epoch {reply['epoch']}")
+    follow_up = {
+        "session_id": reply["session_id"],
+        "message": "What is the boiling point of tungsten?",
+    }
+    print(f"   you: {follow_up['message']}")
+    reply = requests.post(f"{primary}/v1/chat", json=follow_up, timeout=30).json()
+    print(f"   bot: {reply['answer']}  ({reply['kind']}, turn {reply['turn']})")
+    print(f"== POST {standby}/v1/chat (region-b, standby) is refused until a failover:")
+    refused = requests.post(f"{standby}/v1/chat", json={"message": question}, timeout=30)
+    print(
+        f"   {refused.status_code} Retry-After={refused.headers.get('Retry-After')} "
+        f"{refused.json()['detail']}"
+    )
+    canary = requests.get(f"{standby}/v1/canary", params={"q": question}, timeout=30).json()
+    print(
+        f"== GET {standby}/v1/canary answers from the standby too: cites "
+        f"{canary['cited_documents']} in {canary['timings_ms']['total']:.1f} ms"
+    )
+    print(f"   golden questions: switchyard eval --url {primary}")

@@ -22,6 +22,7 @@ from switchyard.devenv.layout import DevCredentials, DevLayout
 from switchyard.devenv.postgres import PostgresCluster
 from switchyard.devenv.process import PidFile, await_stop, request_stop, spawn, wait_until
 from switchyard.devenv.prometheus import Prometheus
+from switchyard.devenv.runtime import RuntimeServer
 from switchyard.devenv.s3 import SeaweedS3
 from switchyard.devenv.service import DevService
 from switchyard.devenv.vault import OpenBao
@@ -73,6 +74,7 @@ class Harness:
         self.vault = OpenBao(layout, c)
         self.prometheus = Prometheus(layout)
         self.api = ApiServer(layout, self.control_db, self.vault)
+        self.runtimes = {region: RuntimeServer(region, layout, self.vault) for region in REGIONS}
 
     @classmethod
     def from_env(cls) -> Harness:
@@ -92,7 +94,7 @@ class Harness:
 
     def apps(self) -> list[DevService]:
         """Switchyard's own processes, started by the demo (``up`` leaves them alone)."""
-        return [self.api]
+        return [self.api, *self.runtimes.values()]
 
     def select(self, names: Sequence[str] | None, *, default: list[DevService]) -> list[DevService]:
         if not names:
@@ -135,7 +137,7 @@ class Harness:
                 t0 = started.get(service.name, time.monotonic())
                 wait_until(
                     service.ready,
-                    timeout=START_TIMEOUT_SECONDS,
+                    timeout=getattr(service, "start_timeout_seconds", START_TIMEOUT_SECONDS),
                     alive=pidfile.running,
                     what=service.name,
                     log_path=self.layout.log(service.name),

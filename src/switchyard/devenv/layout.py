@@ -35,6 +35,8 @@ _OFFSETS = {
     "vault": 70,
     "prometheus": 80,
     "api": 90,
+    # One port number for every region's runtime: each listens on its own loopback address.
+    "runtime": 91,
 }
 
 

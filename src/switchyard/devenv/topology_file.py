@@ -11,10 +11,6 @@ from switchyard.devenv.dns import RECORD, REGION_ADDRESSES, ZONE
 from switchyard.devenv.harness import REGIONS, Harness
 from switchyard.devenv.layout import HOST
 
-# Where each region's dialog runtime will listen (issue "dialog runtime"); one loopback address
-# per region so the GSLB answer tells them apart.
-RUNTIME_PORT = 8000
-
 
 def harness_topology(h: Harness) -> dict[str, Any]:
     regions = []
@@ -24,7 +20,7 @@ def harness_topology(h: Harness) -> dict[str, Any]:
         regions.append(
             {
                 "name": region,
-                "runtime_url": f"http://{REGION_ADDRESSES[region]}:{RUNTIME_PORT}",
+                "runtime_url": h.runtimes[region].url,
                 "address": REGION_ADDRESSES[region],
                 "initial_role": "primary" if i == 0 else "standby",
                 "database": {

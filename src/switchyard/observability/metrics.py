@@ -43,3 +43,84 @@ class ApiMetrics:
         )
         build.labels(version=version).set(1)
         return cls(registry, requests, latency, build)
+
+
+@dataclass(frozen=True)
+class DialogMetrics:
+    """The dialog runtime's own metrics, on the registry of its ``ApiMetrics``.
+
+    Labels: ``kind`` (answer kind), ``stage``, ``tool`` and ``result`` come from fixed sets;
+    nothing per session or per query.
+    """
+
+    answers: Counter
+    confidence: Histogram
+    stage_seconds: Histogram
+    index_generation: Gauge
+    index_chunks: Gauge
+    epoch: Gauge
+    role: Gauge
+    llm_in_flight: Gauge
+    llm_waiting: Gauge
+    tool_calls: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> DialogMetrics:
+        return cls(
+            answers=Counter(
+                "switchyard_dialog_answers",
+                "Chat answers given, by how they were produced",
+                ["kind"],
+                registry=registry,
+            ),
+            confidence=Histogram(
+                "switchyard_dialog_answer_confidence",
+                "Retrieval confidence of answers (0 to 1)",
+                registry=registry,
+                buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            ),
+            stage_seconds=Histogram(
+                "switchyard_dialog_stage_duration_seconds",
+                "Time spent per stage of a chat request",
+                ["stage"],
+                registry=registry,
+                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            ),
+            index_generation=Gauge(
+                "switchyard_dialog_index_generation",
+                "Generation of the live search index",
+                registry=registry,
+            ),
+            index_chunks=Gauge(
+                "switchyard_dialog_index_chunks",
+                "Chunks in the live search index",
+                registry=registry,
+            ),
+            epoch=Gauge(
+                "switchyard_dialog_epoch",
+                "The region's epoch as last read from its database",
+                registry=registry,
+            ),
+            role=Gauge(
+                "switchyard_dialog_role",
+                "1 for the region's current role (as last read from its database)",
+                ["role"],
+                registry=registry,
+            ),
+            llm_in_flight=Gauge(
+                "switchyard_dialog_llm_in_flight",
+                "LLM calls in progress",
+                registry=registry,
+            ),
+            llm_waiting=Gauge(
+                "switchyard_dialog_llm_waiting",
+                "Requests waiting for an LLM slot",
+                registry=registry,
+            ),
+            tool_calls=Counter(
+                "switchyard_dialog_tool_calls",
+                "Tool handler calls, by tool and result (ok or an error code)",
+                ["tool", "result"],
+                registry=registry,
+            ),
+        )

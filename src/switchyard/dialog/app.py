@@ -1,0 +1,232 @@
+"""The dialog runtime's HTTP API (``switchyard runtime --region NAME``).
+
+Routes parse, call ``DialogRuntime`` and map its errors; problem details come from the same
+handlers as the control-plane API. ``POST /v1/chat`` and ``GET /v1/sessions/{id}`` need no
+token: a session id is an unguessable capability held by the end user's client. Adding
+documents needs an operator token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from switchyard import __version__
+from switchyard.api import problems
+from switchyard.api.auth import TokenTable
+from switchyard.api.deps import Operator
+from switchyard.api.middleware import install_request_metrics
+from switchyard.api.problems import ApiError
+from switchyard.dialog.documents import UnsupportedDocumentError
+from switchyard.dialog.llm import LlmBusy
+from switchyard.dialog.model import Answer
+from switchyard.dialog.runtime import DialogRuntime
+from switchyard.dialog.schemas import (
+    MAX_DOCUMENT_BYTES,
+    CanaryOut,
+    ChatRequest,
+    ChatResponse,
+    CitationOut,
+    DocumentIn,
+    DocumentOut,
+    ReadyOut,
+    SessionOut,
+    TurnOut,
+)
+from switchyard.dialog.sessions import citation_json
+from switchyard.observability.metrics import ApiMetrics
+
+router = APIRouter()
+
+
+def _runtime(request: Request) -> DialogRuntime:
+    runtime: DialogRuntime = request.app.state.runtime
+    return runtime
+
+
+@router.get("/healthz", tags=["health"])
+def healthz() -> dict[str, str]:
+    """Alive: the process answers. Says nothing about its dependencies."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"], response_model=ReadyOut)
+async def readyz(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    r = await run_in_threadpool(runtime.readiness)
+    body = ReadyOut(
+        ready=r.ready,
+        region=runtime.region,
+        role=r.role,
+        epoch=r.epoch,
+        index_generation=r.index_generation,
+        checks=r.checks,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
+
+
+@router.post("/v1/chat", tags=["dialog"], response_model=ChatResponse)
+async def chat(body: ChatRequest, request: Request) -> ChatResponse:
+    """One user message → the answer with its citations. 503 ``region_standby`` on a region
+    that is not primary (clients retry: GSLB moves them to the primary)."""
+    runtime = _runtime(request)
+    try:
+        reply = await runtime.chat(body.session_id, body.message)
+    except LlmBusy as exc:
+        raise ApiError(
+            503,
+            "llm_busy",
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        ) from None
+    return ChatResponse(
+        session_id=reply.session_id,
+        answer=reply.answer.text,
+        kind=reply.answer.kind.value,
+        confidence=reply.answer.confidence,
+        citations=_citations(reply.answer),
+        intent=reply.intent,
+        region=reply.region,
+        epoch=reply.epoch,
+        turn=reply.turn,
+        index_generation=reply.index_generation,
+    )
+
+
+@router.get("/v1/sessions/{session_id}", tags=["dialog"], response_model=SessionOut)
+async def get_session(session_id: uuid.UUID, request: Request) -> SessionOut:
+    runtime = _runtime(request)
+    record, turns = await run_in_threadpool(runtime.session_view, session_id)
+    return SessionOut(
+        session_id=record.id,
+        turns=record.turns,
+        region=record.region,
+        epoch=record.epoch,
+        created_at=record.created_at.isoformat(),
+        updated_at=record.updated_at.isoformat(),
+        dialog=dict(record.state),
+        history=[
+            TurnOut(
+                seq=t.seq,
+                role=t.role,
+                text=t.text,
+                kind=t.kind,
+                intent=t.intent,
+                confidence=t.confidence,
+                citations=[_stored_citation(c) for c in t.citations],
+                region=t.region,
+                epoch=t.epoch,
+                created_at=t.created_at.isoformat(),
+            )
+            for t in turns
+        ],
+    )
+
+
+@router.post("/v1/documents", tags=["documents"], status_code=201, response_model=DocumentOut)
+async def add_document(body: DocumentIn, request: Request, _: Operator) -> JSONResponse:
+    """Add or replace a document (operator token). 201 when indexed, 200 when unchanged."""
+    content = _decode(body)
+    try:
+        added = await run_in_threadpool(
+            _runtime(request).add_document, body.doc_id, body.media_type, content
+        )
+    except UnsupportedDocumentError as exc:
+        raise ApiError(415, exc.code, str(exc), field="body.content") from None
+    out = DocumentOut(
+        doc_id=added.doc_id,
+        changed=added.changed,
+        chunks=added.chunks,
+        index_generation=added.index_generation,
+        epoch=added.epoch,
+    )
+    return JSONResponse(out.model_dump(), status_code=201 if added.changed else 200)
+
+
+@router.get("/v1/canary", tags=["probes"], response_model=CanaryOut)
+async def canary(
+    request: Request, q: Annotated[str, Query(min_length=1, max_length=500)]
+) -> CanaryOut:
+    """Answer ``q`` without a session (deep probes); works on a standby too."""
+    if not q.strip():
+        raise ApiError(422, "validation_failed", "query.q: must not be blank", field="query.q")
+    r = await run_in_threadpool(_runtime(request).canary, q.strip())
+    return CanaryOut(
+        query=r.query,
+        answer=r.answer.text,
+        kind=r.answer.kind.value,
+        confidence=r.answer.confidence,
+        cited_documents=list(dict.fromkeys(c.doc_id for c in r.answer.citations)),
+        retrieved_documents=list(r.retrieved_documents),
+        region=r.region,
+        role=r.role,
+        epoch=r.epoch,
+        index_generation=r.index_generation,
+        timings_ms={"embed": r.embed_ms, "search": r.search_ms, "total": r.total_ms},
+    )
+
+
+def _decode(body: DocumentIn) -> bytes:
+    if body.encoding == "base64":
+        try:
+            content = base64.b64decode(body.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                422, "validation_failed", "body.content: not valid base64", field="body.content"
+            ) from None
+    else:
+        content = body.content.encode("utf-8")
+    if len(content) > MAX_DOCUMENT_BYTES:
+        raise ApiError(
+            413,
+            "document_too_large",
+            f"body.content: {len(content)} bytes; the limit is {MAX_DOCUMENT_BYTES}",
+            field="body.content",
+        )
+    return content
+
+
+def _citations(answer: Answer) -> list[CitationOut]:
+    out = []
+    for c in answer.citations:
+        j = citation_json(c)
+        out.append(CitationOut(document=j.pop("doc_id"), **j))
+    return out
+
+
+def _stored_citation(c: Mapping[str, Any]) -> CitationOut:
+    return CitationOut(
+        document=c["doc_id"],
+        chunk_id=c["chunk_id"],
+        score=c["score"],
+        start=c["start"],
+        end=c["end"],
+        text=c["text"],
+    )
+
+
+def create_runtime_app(runtime: DialogRuntime, tokens: TokenTable, metrics: ApiMetrics) -> FastAPI:
+    app = FastAPI(
+        title=f"Switchyard dialog runtime ({runtime.region})",
+        version=__version__,
+        description="Chat with cited answers, sessions, documents, and a canary for deep probes.",
+    )
+    app.state.runtime = runtime
+    app.state.tokens = tokens
+    problems.install(app)
+    app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    install_request_metrics(app, metrics)
+    return app

@@ -1,0 +1,439 @@
+"""The dialog runtime service: one chat turn, the canary, adding documents, readiness.
+
+It wires the pure parts (intent classification, the dialog manager, retrieval, extractive
+answering) to the I/O (the region's database, the index on disk, the LLM gateway, tools).
+CPU work and blocking database calls run in the thread pool so the event loop stays free for
+other requests and the LLM and tool calls, which are async.
+
+A chat turn is three phases, so no database transaction is held open while answering:
+(1) read the region's role and the session (refuse early on a standby), (2) answer,
+(3) in one transaction, re-check the role under a share lock, check that nobody else added a
+turn meanwhile, and append both turns stamped with the epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
+
+from switchyard.db import migrate
+from switchyard.db.engine import unit_of_work
+from switchyard.db.region_state import RegionState, read_region_state
+from switchyard.dialog import sessions
+from switchyard.dialog.answering import extractive_answer
+from switchyard.dialog.documents import load_document
+from switchyard.dialog.embedding import Embedder
+from switchyard.dialog.index import SearchIndex, with_documents
+from switchyard.dialog.intents import IntentClassifier, IntentMatch
+from switchyard.dialog.llm import LlmGateway, LlmUnavailable, build_messages, generated_answer
+from switchyard.dialog.manager import (
+    CallTool,
+    DialogManager,
+    DialogState,
+    Reply,
+    Step,
+    tool_reply,
+)
+from switchyard.dialog.model import Answer, AnswerKind, Document, Retrieval
+from switchyard.dialog.retrieval import Retriever
+from switchyard.dialog.store import IndexStore
+from switchyard.dialog.tools import ToolRegistry
+from switchyard.observability.logging import log_event
+from switchyard.observability.metrics import DialogMetrics
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    session_id: uuid.UUID
+    answer: Answer
+    intent: str
+    region: str
+    epoch: int
+    turn: int
+    index_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryReply:
+    query: str
+    answer: Answer
+    retrieved_documents: tuple[str, ...]
+    region: str
+    role: str
+    epoch: int
+    index_generation: int
+    embed_ms: float
+    search_ms: float
+    total_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentAdded:
+    doc_id: str
+    changed: bool
+    chunks: int
+    index_generation: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    checks: dict[str, str]  # check name -> "ok" or the reason it failed
+    role: str | None
+    epoch: int | None
+    index_generation: int | None
+
+
+class LiveIndex:
+    """The index serving searches. Readers take ``current`` (an immutable value) without a
+    lock; one writer at a time builds the next generation and swaps it in."""
+
+    def __init__(self, index: SearchIndex, store: IndexStore | None) -> None:
+        self._current = index
+        self._store = store
+        self.write_lock = threading.Lock()
+
+    @property
+    def current(self) -> SearchIndex:
+        return self._current
+
+    def activate(self, index: SearchIndex) -> None:
+        """Persist ``index`` (when a store is configured) and make it the live one."""
+        if self._store is not None:
+            self._store.save(index)
+        self._current = index
+
+
+class DialogRuntime:
+    def __init__(
+        self,
+        *,
+        region: str,
+        engine: Engine,
+        embedder: Embedder,
+        index: LiveIndex,
+        retriever: Retriever,
+        classifier: IntentClassifier,
+        manager: DialogManager,
+        tools: ToolRegistry,
+        metrics: DialogMetrics,
+        llm: LlmGateway | None = None,
+    ) -> None:
+        self.region = region
+        self.engine = engine
+        self.embedder = embedder
+        self.index = index
+        self.retriever = retriever
+        self.classifier = classifier
+        self.manager = manager
+        self.tools = tools
+        self.metrics = metrics
+        self.llm = llm
+        self.expected_revision = migrate.head_revision(schema=migrate.REGION)
+        self._observe_index()
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    async def chat(self, session_id: uuid.UUID | None, message: str) -> ChatReply:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        is_new = session_id is None
+        sid = session_id or uuid.uuid4()
+        state, turns = await self._timed(timings, "load", lambda: self._load(sid, is_new))
+
+        index = self.index.current
+        vector = await self._timed(timings, "embed", lambda: self.retriever.embed(message))
+        intent = self.classifier.classify_with_vector(message, vector)
+        step = self.manager.step(state, message, intent)
+        retrieval: Retrieval | None = None
+        if isinstance(step.action, Reply):
+            answer = Answer(step.action.text, AnswerKind.DIALOG, intent.confidence)
+        elif isinstance(step.action, CallTool):
+            answer = await self._call_tool(step.action)
+        else:
+            retrieval = await self._timed(
+                timings, "search", lambda: self.retriever.retrieve(index, message, vector=vector)
+            )
+            answer = await self._answer(message, retrieval, timings)
+
+        user = sessions.NewTurn("user", message, "message", intent=intent.name)
+        reply = sessions.NewTurn(
+            "assistant",
+            answer.text,
+            answer.kind.value,
+            intent=intent.name,
+            confidence=answer.confidence,
+            citations=answer.citations,
+        )
+        record, fence = await self._timed(
+            timings, "store", lambda: self._store_turns(sid, is_new, turns, step, (user, reply))
+        )
+        self._observe_answer(answer, timings)
+        self._log_chat(sid, message, intent, step, retrieval, answer, fence, timings, started)
+        return ChatReply(
+            sid, answer, intent.name, self.region, fence.epoch, record.turns, index.info.generation
+        )
+
+    def _load(self, sid: uuid.UUID, is_new: bool) -> tuple[DialogState, int]:
+        with unit_of_work(self.engine) as s:
+            fence = sessions.writable_state(session=s, region=self.region)
+            self._observe_state(fence)
+            if is_new:
+                return DialogState(), 0
+            record = sessions.get_session(session=s, session_id=sid)
+            return _dialog_state(record.state), record.turns
+
+    def _store_turns(
+        self,
+        sid: uuid.UUID,
+        is_new: bool,
+        expected_turns: int,
+        step: Step,
+        turns: Sequence[sessions.NewTurn],
+    ) -> tuple[sessions.SessionRecord, RegionState]:
+        state = step.action.then_state if isinstance(step.action, CallTool) else step.state
+        with unit_of_work(self.engine) as s:
+            return sessions.record_exchange(
+                session=s,
+                region=self.region,
+                session_id=sid,
+                is_new=is_new,
+                expected_turns=expected_turns,
+                state=state.to_json(),
+                turns=turns,
+            )
+
+    async def _answer(
+        self, message: str, retrieval: Retrieval, timings: dict[str, float]
+    ) -> Answer:
+        if self.llm is None or not retrieval.relevant:
+            return extractive_answer(message, retrieval)
+        try:
+            completion = await self.llm.complete(build_messages(message, retrieval.hits))
+        except LlmUnavailable as exc:
+            # The endpoint failed (not busy): the extractive answer is still a sourced answer.
+            log_event(_log, "llm.fallback", level=logging.WARNING, reason=exc.reason.value)
+            return extractive_answer(message, retrieval)
+        finally:
+            self.metrics.llm_in_flight.set(self.llm.in_flight)
+            self.metrics.llm_waiting.set(self.llm.waiting)
+        timings["llm"] = completion.llm_ms
+        timings["llm_queue"] = completion.queue_ms
+        answer = generated_answer(completion, retrieval.hits, retrieval.confidence)
+        return answer if answer.citations else extractive_answer(message, retrieval)
+
+    async def _call_tool(self, action: CallTool) -> Answer:
+        outcome = await self.tools.call(action.tool, action.arguments)
+        self.metrics.tool_calls.labels(action.tool, outcome.error_code or "ok").inc()
+        return Answer(
+            tool_reply(outcome, action.tool), AnswerKind.DIALOG, 1.0 if outcome.ok else 0.0
+        )
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def session_view(
+        self, sid: uuid.UUID
+    ) -> tuple[sessions.SessionRecord, list[sessions.TurnRecord]]:
+        with unit_of_work(self.engine) as s:
+            record = sessions.get_session(session=s, session_id=sid)
+            return record, sessions.get_turns(session=s, session_id=sid)
+
+    # -- canary -------------------------------------------------------------------------------
+
+    def canary(self, query: str) -> CanaryReply:
+        """Answer ``query`` without touching any session: what a deep probe asks, on a
+        standby too. The role is read from the database, so a probe also checks it."""
+        started = time.perf_counter()
+        index = self.index.current
+        retrieval = self.retriever.retrieve(index, query)
+        answer = extractive_answer(query, retrieval)
+        with unit_of_work(self.engine) as s:
+            state = read_region_state(session=s, region=self.region)
+        if state is not None:
+            self._observe_state(state)
+        return CanaryReply(
+            query=query,
+            answer=answer,
+            retrieved_documents=tuple(dict.fromkeys(h.chunk.doc_id for h in retrieval.hits)),
+            region=self.region,
+            role=state.role.value if state else "unknown",
+            epoch=state.epoch if state else 0,
+            index_generation=index.info.generation,
+            embed_ms=retrieval.embed_ms,
+            search_ms=retrieval.search_ms,
+            total_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def add_document(self, doc_id: str, media_type: str, content: bytes) -> DocumentAdded:
+        """Add or replace a document: index the next generation, record the document (fenced
+        by epoch), then make the new generation live.
+
+        If recording fails (a standby, a database outage) the new generation is dropped; if the
+        process dies after recording, start-up reconciles the index with the recorded documents.
+        """
+        document = load_document(doc_id, content, media_type)
+        with self.index.write_lock:
+            current = self.index.current
+            known = current.documents.get(doc_id)
+            if known is not None and known.sha256 == document.sha256:
+                with unit_of_work(self.engine) as s:
+                    _, fence = sessions.store_document(
+                        session=s, region=self.region, document=document, content=content
+                    )
+                return DocumentAdded(
+                    doc_id, False, known.chunks, current.info.generation, fence.epoch
+                )
+            with unit_of_work(self.engine) as s:  # refuse early on a standby
+                sessions.writable_state(session=s, region=self.region)
+            nxt = with_documents(current, [document], self.embedder)
+            with unit_of_work(self.engine) as s:
+                _, fence = sessions.store_document(
+                    session=s, region=self.region, document=document, content=content
+                )
+            self.index.activate(nxt)
+            self._observe_index()
+            log_event(
+                _log,
+                "index.document_added",
+                doc_id=doc_id,
+                generation=nxt.info.generation,
+                chunks=nxt.documents[doc_id].chunks,
+                epoch=fence.epoch,
+            )
+            return DocumentAdded(
+                doc_id, True, nxt.documents[doc_id].chunks, nxt.info.generation, fence.epoch
+            )
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """Ready when the index is loaded, the database answers at the expected schema
+        revision, and the region's role is recorded. A standby is ready: it serves reads."""
+        index = self.index.current
+        checks = {"index": "ok" if index.info.chunks > 0 else "index is empty"}
+        state: RegionState | None = None
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+                revision = migrate.connection_revision(connection, schema=migrate.REGION)
+            checks["database"] = "ok"
+            checks["schema"] = (
+                "ok"
+                if revision == self.expected_revision
+                else f"schema at {revision or 'base'}, this build needs {self.expected_revision}"
+            )
+            if revision == self.expected_revision:
+                with unit_of_work(self.engine) as s:
+                    state = read_region_state(session=s, region=self.region)
+            checks["role"] = "ok" if state is not None else "no role recorded for this region"
+        except Exception as exc:
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        if state is not None:
+            self._observe_state(state)
+        return Readiness(
+            ready=all(v == "ok" for v in checks.values()),
+            checks=checks,
+            role=state.role.value if state else None,
+            epoch=state.epoch if state else None,
+            index_generation=index.info.generation,
+        )
+
+    # -- observation --------------------------------------------------------------------------
+
+    async def _timed(self, timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return await run_in_threadpool(fn)
+        finally:
+            elapsed = time.perf_counter() - start
+            timings[stage] = round(elapsed * 1000, 3)
+            self.metrics.stage_seconds.labels(stage).observe(elapsed)
+
+    def _observe_index(self) -> None:
+        info = self.index.current.info
+        self.metrics.index_generation.set(info.generation)
+        self.metrics.index_chunks.set(info.chunks)
+
+    def _observe_state(self, state: RegionState) -> None:
+        self.metrics.epoch.set(state.epoch)
+        for role in ("primary", "standby", "fenced", "recovering"):
+            self.metrics.role.labels(role).set(1 if state.role.value == role else 0)
+
+    def _observe_answer(self, answer: Answer, timings: dict[str, float]) -> None:
+        self.metrics.answers.labels(answer.kind.value).inc()
+        self.metrics.confidence.observe(answer.confidence)
+
+    def _log_chat(
+        self,
+        sid: uuid.UUID,
+        message: str,
+        intent: IntentMatch,
+        step: Step,
+        retrieval: Retrieval | None,
+        answer: Answer,
+        fence: RegionState,
+        timings: dict[str, float],
+        started: float,
+    ) -> None:
+        hits: list[dict[str, Any]] = []
+        if retrieval is not None:
+            hits = [
+                {
+                    "chunk_id": h.chunk.chunk_id,
+                    "doc_id": h.chunk.doc_id,
+                    "score": h.score,
+                    "similarity": None if h.similarity is None else round(h.similarity, 4),
+                }
+                for h in retrieval.hits
+            ]
+        log_event(
+            _log,
+            "dialog.chat",
+            query=message,
+            session=str(sid),
+            region=self.region,
+            epoch=fence.epoch,
+            intent=intent.name,
+            step=step.code.value,
+            kind=answer.kind.value,
+            confidence=answer.confidence,
+            retrieved=hits,
+            cited=[c.chunk_id for c in answer.citations],
+            timings_ms={**timings, "total": round((time.perf_counter() - started) * 1000, 3)},
+        )
+
+
+def _dialog_state(raw: Any) -> DialogState:
+    """The stored dialog state; an unreadable one restarts the dialog rather than fail."""
+    try:
+        return DialogState.from_json(raw)
+    except ValueError:
+        log_event(_log, "dialog.state_reset", level=logging.WARNING)
+        return DialogState()
+
+
+def reconcile(index: SearchIndex, desired: Sequence[Document], embedder: Embedder) -> SearchIndex:
+    """``index`` brought in line with ``desired`` documents (added or changed ones indexed).
+
+    Documents in the index but not desired stay: nothing is removed implicitly.
+    """
+    changed = [
+        d
+        for d in desired
+        if d.doc_id not in index.documents or index.documents[d.doc_id].sha256 != d.sha256
+    ]
+    return with_documents(index, changed, embedder) if changed else index
