@@ -10,8 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect
 
 from support.db import scratch_database
-from switchyard.db import migrate
-from switchyard.db import region_tables, tables
+from switchyard.db import migrate, region_tables, tables
 
 CONTROL_TABLES = {
     "regions",

@@ -1,7 +1,8 @@
 """Split a document's text into chunks: passages of whole paragraphs under one heading.
 
-Rules (``CHUNKER_VERSION`` names them; change the version whenever the output could change,
-because snapshots refuse an index built by another chunker):
+Rules (``CHUNKER_VERSION`` names them and ``embedding_text``; change the version whenever the
+chunks or the text embedded for them could change, because an index built by another version
+is refused and rebuilt):
 
 - a Markdown heading line (``#`` .. ``######``) starts a new chunk and names its section;
 - paragraphs (separated by blank lines) are packed into a chunk up to ``target_words``;
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from switchyard.dialog.model import Chunk, Document
 
-CHUNKER_VERSION = "paragraphs-v1"
+CHUNKER_VERSION = "paragraphs-v2"
 TARGET_WORDS = 110
 MAX_WORDS = 180
 
@@ -127,7 +128,7 @@ def _make_chunk(doc: Document, section: str, start: int, end: int, seen: dict[st
 def embedding_text(chunk: Chunk) -> str:
     """What the embedding model sees: the passage with its document title and section, since a
     paragraph alone ("Requests take two days.") often does not say what it is about."""
-    context = " — ".join(p for p in (chunk.title, chunk.section) if p and p != chunk.title) or (
-        chunk.title
-    )
+    context = chunk.title
+    if chunk.section and chunk.section != chunk.title:
+        context = f"{chunk.title} — {chunk.section}" if chunk.title else chunk.section
     return f"{context}: {chunk.text}" if context else chunk.text
