@@ -1,15 +1,28 @@
-"""Integration fixtures on the control-plane PostgreSQL (migrated once per session)."""
+"""Integration fixtures: the control-plane store (migrated once per session), a region
+store on region-a's PostgreSQL, and the real embedding model with the demo corpus indexed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from support.db import migrated_engine as _migrated_engine
 from support.db import rollback_session
+from switchyard.db import migrate
+from switchyard.db.engine import make_engine, unit_of_work
+from switchyard.db.region_state import seed_region_state
+from switchyard.devenv.harness import Harness
+from switchyard.dialog.documents import load_corpus
+from switchyard.dialog.embedding import MiniLmEmbedder
+from switchyard.dialog.index import SearchIndex, build_index
+from switchyard.domain.region import RegionRole
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +35,51 @@ def migrated_engine(control_db_url: str) -> Iterator[Engine]:
 def db_session(migrated_engine: Engine) -> Iterator[Session]:
     """A session whose writes are rolled back after the test (savepoint per commit)."""
     yield from rollback_session(migrated_engine)
+
+
+# -- the dialog runtime ---------------------------------------------------------------------
+
+TEST_REGION_DB = "switchyard_test_region"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLmEmbedder:
+    """The real embedding model, loaded once per session (a few seconds)."""
+    embedder = MiniLmEmbedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def demo_index(minilm: MiniLmEmbedder) -> SearchIndex:
+    """The demo corpus indexed with the real model, once per session."""
+    return build_index(load_corpus(REPO_ROOT / "corpus" / "demo"), minilm)
+
+
+@pytest.fixture(scope="session")
+def region_db_url(harness: Harness) -> str:
+    """An empty database on region-a's PostgreSQL, migrated to the region schema's head."""
+    cluster = harness.region_dbs["region-a"]
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_REGION_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEST_REGION_DB}"')
+    url = cluster.url(TEST_REGION_DB)
+    migrate.upgrade(url, schema=migrate.REGION)
+    return url
+
+
+@pytest.fixture(scope="session")
+def region_engine(region_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(region_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def region_store(region_engine: Engine) -> Engine:
+    """The region database emptied, with region-a recorded as primary at epoch 1."""
+    with region_engine.begin() as connection:
+        connection.execute(text("TRUNCATE dialog_turns, dialog_sessions, documents, region_state"))
+    with unit_of_work(region_engine) as session:
+        seed_region_state(session=session, region="region-a", role=RegionRole.PRIMARY, epoch=1)
+    return region_engine
