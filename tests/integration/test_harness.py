@@ -9,10 +9,8 @@ using it, and other test sessions starting or stopping shared servers would make
 from __future__ import annotations
 
 import contextlib
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,32 +27,11 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
+from support.ports import free_port_base
 from switchyard.devenv import dns as devdns
 from switchyard.devenv.harness import Harness, UpResult
 from switchyard.devenv.layout import HOST, DevLayout, DevPorts
 from switchyard.devenv.process import PidFile, terminate
-
-# Ports a harness uses relative to its base: the named ones plus SeaweedFS's two blocks.
-_PORT_OFFSETS = sorted({*DevPorts(0).all().values(), *range(20, 30), *range(40, 50)})
-
-
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                return False
-    return True
-
-
-def _free_port_base() -> int:
-    rng = random.Random()
-    for _ in range(50):
-        base = rng.randrange(30000, 60000, 100)
-        if all(_port_free(base + off) for off in _PORT_OFFSETS):
-            return base
-    raise RuntimeError("no free block of loopback ports for a private harness")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +41,7 @@ def private() -> Iterator[tuple[Harness, list[UpResult]]]:
     # other users that must reach their data folders.
     root = Path(tempfile.mkdtemp(prefix="switchyard-harness-test-"))
     root.chmod(0o755)
-    harness = Harness(DevLayout(root=root, ports=DevPorts(_free_port_base())))
+    harness = Harness(DevLayout(root=root, ports=DevPorts(free_port_base())))
     try:
         results = harness.up()
         yield harness, results
