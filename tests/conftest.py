@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from switchyard.devenv.harness import Harness
@@ -40,11 +39,7 @@ def control_db_url(harness: Harness) -> str:
     url = os.environ.get("SWITCHYARD_TEST_CONTROL_DB_URL")
     if url:
         return url
-    cluster = harness.control_db
-    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_CONTROL_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{TEST_CONTROL_DB}"')
-    return cluster.url(TEST_CONTROL_DB)
+    return harness.control_db.fresh_database(TEST_CONTROL_DB)
 
 
 @pytest.fixture(scope="session")

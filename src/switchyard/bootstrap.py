@@ -27,16 +27,17 @@ from switchyard.dialog.documents import load_corpus, load_document
 from switchyard.dialog.embedding import Embedder, MiniLmEmbedder
 from switchyard.dialog.index import SearchIndex, build_index
 from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier
+from switchyard.dialog.live_index import LiveIndex, reconcile
 from switchyard.dialog.llm import LlmGateway, LlmSettings
 from switchyard.dialog.manager import DialogManager
 from switchyard.dialog.retrieval import Retriever
-from switchyard.dialog.runtime import DialogRuntime, LiveIndex, reconcile
+from switchyard.dialog.runtime import DialogRuntime
 from switchyard.dialog.sessions import stored_documents
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.dialog.tools import HttpTicketTool, ToolRegistry
 from switchyard.domain.region import Region, initial_epoch
 from switchyard.domain.secrets import Secret
-from switchyard.errors import TransientError
+from switchyard.errors import ConfigError, TransientError
 from switchyard.observability.logging import Redactor, log_event
 from switchyard.observability.metrics import ApiMetrics, DialogMetrics
 from switchyard.ports.secrets import SecretStore
@@ -119,10 +120,22 @@ class RegionStore:
 
 
 def build_region_store(settings: Settings, region: str, redactor: Redactor) -> RegionStore:
-    topology = load_topology(settings.topology_file)
-    spec = topology.region(region)
+    spec = region_spec(settings, region)
     secrets = build_secret_store(settings, redactor)
     return _region_store(spec, secrets)
+
+
+def region_spec(settings: Settings, region: str) -> RegionSpec:
+    """The topology's entry for ``region``; ConfigError naming the file if there is none."""
+    topology = load_topology(settings.topology_file)
+    names = [r.name for r in topology.regions]
+    if region not in names:
+        raise ConfigError(
+            str(settings.topology_file),
+            "regions",
+            f"no region named {region!r}; the topology has {', '.join(names)}",
+        )
+    return topology.region(region)
 
 
 def _region_store(spec: RegionSpec, secrets: SecretStore) -> RegionStore:
@@ -167,8 +180,7 @@ def build_runtime(
     (recorded in the region's database) are indexed if missing. A database that is down at
     start-up does not stop the runtime: it serves what it has and reports not ready.
     """
-    topology = load_topology(settings.topology_file)
-    spec = topology.region(region)
+    spec = region_spec(settings, region)
     secrets = build_secret_store(settings, redactor)
     store = _region_store(spec, secrets)
     embedder = embedder or MiniLmEmbedder()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -59,11 +58,7 @@ def demo_index(minilm: MiniLmEmbedder) -> SearchIndex:
 @pytest.fixture(scope="session")
 def region_db_url(harness: Harness) -> str:
     """An empty database on region-a's PostgreSQL, migrated to the region schema's head."""
-    cluster = harness.region_dbs["region-a"]
-    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_REGION_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{TEST_REGION_DB}"')
-    url = cluster.url(TEST_REGION_DB)
+    url = harness.region_dbs["region-a"].fresh_database(TEST_REGION_DB)
     migrate.upgrade(url, schema=migrate.REGION)
     return url
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy.engine import make_url
 
 from support.db import scratch_database
@@ -97,6 +98,35 @@ def test_cli_stops_with_exit_2_naming_the_topology_file_and_field(
     assert result.returncode == 2
     assert str(bad) in result.stderr
     assert "dns.providers[0]" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["runtime", "--region", "nowhere"], ["migrate", "--region", "x"]]
+)
+def test_an_unknown_region_stops_with_exit_2_naming_the_topology_file(
+    env: dict[str, str], command: list[str]
+) -> None:
+    result = run_cli(env, *command)
+    assert result.returncode == 2
+    assert env["SWITCHYARD_TOPOLOGY_FILE"] in result.stderr
+    assert "no region named" in result.stderr
+
+
+def test_cli_migrate_region_records_the_initial_role_once(
+    env: dict[str, str], harness: Harness
+) -> None:
+    with scratch_database(harness.region_dbs["region-b"].url()) as url:
+        # Point region-b of this test's topology file at the scratch database.
+        path = Path(env["SWITCHYARD_TOPOLOGY_FILE"])
+        topology = yaml.safe_load(path.read_text())
+        topology["regions"][1]["database"]["name"] = make_url(url).database
+        path.write_text(yaml.safe_dump(topology))
+        first = run_cli(env, "migrate", "--region", "region-b")
+        again = run_cli(env, "migrate", "--region", "region-b")
+        assert migrate.is_current(url, schema=migrate.REGION)
+    assert first.returncode == 0, first.stderr
+    assert "role standby, epoch 0" in first.stdout
+    assert again.returncode == 0, again.stderr
 
 
 def test_cli_migrate_prepares_the_store(env: dict[str, str]) -> None:

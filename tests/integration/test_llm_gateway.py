@@ -16,18 +16,9 @@ import httpx
 import pytest
 
 from support.fake_llm import FakeLlm
-from switchyard.dialog.llm import (
-    ChatMessage,
-    Completion,
-    LlmBusy,
-    LlmFailure,
-    LlmGateway,
-    LlmSettings,
-    LlmUnavailable,
-    build_messages,
-    generated_answer,
-)
+from switchyard.dialog.llm import LlmBusy, LlmFailure, LlmGateway, LlmSettings, LlmUnavailable
 from switchyard.dialog.model import AnswerKind, Chunk, Hit
+from switchyard.dialog.prompt import ChatMessage, Completion, build_messages, generated_answer
 from switchyard.domain.secrets import Secret
 
 T = TypeVar("T")

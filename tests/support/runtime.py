@@ -11,10 +11,11 @@ from switchyard.dialog.app import create_runtime_app
 from switchyard.dialog.embedding import MiniLmEmbedder
 from switchyard.dialog.index import SearchIndex
 from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier
+from switchyard.dialog.live_index import LiveIndex
 from switchyard.dialog.llm import LlmGateway
 from switchyard.dialog.manager import DialogManager
 from switchyard.dialog.retrieval import Retriever
-from switchyard.dialog.runtime import DialogRuntime, LiveIndex
+from switchyard.dialog.runtime import DialogRuntime
 from switchyard.dialog.store import IndexStore
 from switchyard.dialog.tools import ToolHandler, ToolRegistry
 from switchyard.domain.secrets import Secret

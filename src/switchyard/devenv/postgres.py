@@ -56,6 +56,14 @@ class PostgresCluster:
             connect_timeout=2,
         )
 
+    def fresh_database(self, name: str) -> str:
+        """Drop ``name`` if it exists, create it empty, and return its SQLAlchemy URL (for
+        tests and benchmarks that need a database of their own)."""
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
     def prepare(self) -> None:
         if (self.datadir / "PG_VERSION").exists():
             return

@@ -14,7 +14,6 @@ turn meanwhile, and append both turns stamped with the epoch.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,9 +30,10 @@ from switchyard.dialog import sessions
 from switchyard.dialog.answering import extractive_answer
 from switchyard.dialog.documents import load_document
 from switchyard.dialog.embedding import Embedder
-from switchyard.dialog.index import SearchIndex, with_documents
+from switchyard.dialog.index import with_documents
 from switchyard.dialog.intents import IntentClassifier, IntentMatch
-from switchyard.dialog.llm import LlmGateway, LlmUnavailable, build_messages, generated_answer
+from switchyard.dialog.live_index import LiveIndex
+from switchyard.dialog.llm import LlmGateway, LlmUnavailable
 from switchyard.dialog.manager import (
     CallTool,
     DialogManager,
@@ -42,9 +42,9 @@ from switchyard.dialog.manager import (
     Step,
     tool_reply,
 )
-from switchyard.dialog.model import Answer, AnswerKind, Document, Retrieval
+from switchyard.dialog.model import Answer, AnswerKind, Retrieval
+from switchyard.dialog.prompt import build_messages, generated_answer
 from switchyard.dialog.retrieval import Retriever
-from switchyard.dialog.store import IndexStore
 from switchyard.dialog.tools import ToolRegistry
 from switchyard.observability.logging import log_event
 from switchyard.observability.metrics import DialogMetrics
@@ -94,26 +94,6 @@ class Readiness:
     role: str | None
     epoch: int | None
     index_generation: int | None
-
-
-class LiveIndex:
-    """The index serving searches. Readers take ``current`` (an immutable value) without a
-    lock; one writer at a time builds the next generation and swaps it in."""
-
-    def __init__(self, index: SearchIndex, store: IndexStore | None) -> None:
-        self._current = index
-        self._store = store
-        self.write_lock = threading.Lock()
-
-    @property
-    def current(self) -> SearchIndex:
-        return self._current
-
-    def activate(self, index: SearchIndex) -> None:
-        """Persist ``index`` (when a store is configured) and make it the live one."""
-        if self._store is not None:
-            self._store.save(index)
-        self._current = index
 
 
 class DialogRuntime:
@@ -263,6 +243,23 @@ class DialogRuntime:
             state = read_region_state(session=s, region=self.region)
         if state is not None:
             self._observe_state(state)
+        total_ms = round((time.perf_counter() - started) * 1000, 3)
+        log_event(
+            _log,
+            "dialog.canary",
+            query=query,
+            region=self.region,
+            epoch=state.epoch if state else None,
+            kind=answer.kind.value,
+            confidence=answer.confidence,
+            retrieved=_hit_fields(retrieval),
+            cited=[c.chunk_id for c in answer.citations],
+            timings_ms={
+                "embed": retrieval.embed_ms,
+                "search": retrieval.search_ms,
+                "total": total_ms,
+            },
+        )
         return CanaryReply(
             query=query,
             answer=answer,
@@ -273,7 +270,7 @@ class DialogRuntime:
             index_generation=index.info.generation,
             embed_ms=retrieval.embed_ms,
             search_ms=retrieval.search_ms,
-            total_ms=round((time.perf_counter() - started) * 1000, 3),
+            total_ms=total_ms,
         )
 
     # -- documents ----------------------------------------------------------------------------
@@ -389,17 +386,6 @@ class DialogRuntime:
         timings: dict[str, float],
         started: float,
     ) -> None:
-        hits: list[dict[str, Any]] = []
-        if retrieval is not None:
-            hits = [
-                {
-                    "chunk_id": h.chunk.chunk_id,
-                    "doc_id": h.chunk.doc_id,
-                    "score": h.score,
-                    "similarity": None if h.similarity is None else round(h.similarity, 4),
-                }
-                for h in retrieval.hits
-            ]
         log_event(
             _log,
             "dialog.chat",
@@ -411,10 +397,26 @@ class DialogRuntime:
             step=step.code.value,
             kind=answer.kind.value,
             confidence=answer.confidence,
-            retrieved=hits,
+            retrieved=_hit_fields(retrieval),
             cited=[c.chunk_id for c in answer.citations],
             timings_ms={**timings, "total": round((time.perf_counter() - started) * 1000, 3)},
         )
+
+
+def _hit_fields(retrieval: Retrieval | None) -> list[dict[str, Any]]:
+    """Retrieved chunks as log fields: ids and scores, never the text."""
+    if retrieval is None:
+        return []
+    return [
+        {
+            "chunk_id": h.chunk.chunk_id,
+            "doc_id": h.chunk.doc_id,
+            "score": h.score,
+            "similarity": None if h.similarity is None else round(h.similarity, 4),
+            "bm25": None if h.bm25 is None else round(h.bm25, 4),
+        }
+        for h in retrieval.hits
+    ]
 
 
 def _dialog_state(raw: Any) -> DialogState:
@@ -424,16 +426,3 @@ def _dialog_state(raw: Any) -> DialogState:
     except ValueError:
         log_event(_log, "dialog.state_reset", level=logging.WARNING)
         return DialogState()
-
-
-def reconcile(index: SearchIndex, desired: Sequence[Document], embedder: Embedder) -> SearchIndex:
-    """``index`` brought in line with ``desired`` documents (added or changed ones indexed).
-
-    Documents in the index but not desired stay: nothing is removed implicitly.
-    """
-    changed = [
-        d
-        for d in desired
-        if d.doc_id not in index.documents or index.documents[d.doc_id].sha256 != d.sha256
-    ]
-    return with_documents(index, changed, embedder) if changed else index

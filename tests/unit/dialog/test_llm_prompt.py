@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from switchyard.dialog.llm import (
+from switchyard.dialog.llm import LlmSettings
+from switchyard.dialog.model import AnswerKind, Chunk, Citation, Hit
+from switchyard.dialog.prompt import (
     DONT_KNOW,
     Completion,
-    LlmSettings,
     build_messages,
     generated_answer,
     parse_citations,
     prompt_sources,
 )
-from switchyard.dialog.model import AnswerKind, Chunk, Citation, Hit
 from switchyard.domain.secrets import Secret
 
 
