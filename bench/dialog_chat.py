@@ -79,15 +79,19 @@ def embedding_figures(texts: list[str]) -> None:
     ours.load()
     raw = ours._model  # the SentenceTransformer itself, for the peer figure
     raw.encode(texts[:16])  # warm-up
-    t0 = time.perf_counter()
-    raw.encode(texts)
-    raw_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ours.embed(texts)
-    ours_s = time.perf_counter() - t0
+    # Alternate the two and keep each one's best of two rounds, so neither pays for a noisy
+    # neighbour alone.
+    raw_s = ours_s = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        raw.encode(texts)
+        raw_s = min(raw_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ours.embed(texts)
+        ours_s = min(ours_s, time.perf_counter() - t0)
     n = len(texts)
     words = statistics.mean(len(t.split()) for t in texts)
-    print(f"\n== embedding throughput, {n} chunks of {words:.0f} words on average")
+    print(f"\n== embedding throughput, {n} chunks of {words:.0f} words on average (best of 2)")
     print(f"   sentence-transformers encode (defaults)  {n / raw_s:7.1f} chunks/s")
     print(
         f"   switchyard MiniLmEmbedder                 {n / ours_s:7.1f} chunks/s"
@@ -214,7 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--sample", type=int, default=1000, help="chunks for the embedding figure")
+    parser.add_argument("--sample", type=int, default=600, help="chunks for the embedding figure")
     parser.add_argument("--port", type=int, default=28391)
     parser.add_argument("--serve", nargs=2, metavar=("INDEX_DIR", "DB_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""The pure half of the LLM gateway: prompt building, citation parsing, settings checks."""
+"""Prompt building and citation parsing (dialog.prompt), and the LLM settings checks."""
 
 from __future__ import annotations
 
