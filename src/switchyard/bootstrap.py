@@ -36,7 +36,7 @@ from switchyard.dialog.sessions import stored_documents
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.dialog.tools import HttpTicketTool, ToolRegistry
 from switchyard.domain.region import Region, initial_epoch
-from switchyard.domain.secrets import Secret
+from switchyard.domain.secrets import Secret, SecretValue
 from switchyard.errors import ConfigError, TransientError
 from switchyard.observability.logging import Redactor, log_event
 from switchyard.observability.metrics import ApiMetrics, DialogMetrics
@@ -76,13 +76,18 @@ def build_secret_store(settings: Settings, redactor: Redactor) -> VaultSecretSto
 def build_core(settings: Settings, redactor: Redactor) -> Core:
     topology = load_topology(settings.topology_file)
     secrets = build_secret_store(settings, redactor)
-    creds = secrets.read(settings.control_db_secret)
-    url = (
-        make_url(settings.require_control_db_url())
-        .set(username=creds.get("username").reveal(), password=creds.get("password").reveal())
-        .render_as_string(hide_password=False)
+    url = _with_credentials(
+        make_url(settings.require_control_db_url()), secrets.read(settings.control_db_secret)
     )
-    return Core(settings, topology, secrets, make_engine(url), Secret(url))
+    return Core(settings, topology, secrets, make_engine(url.reveal()), url)
+
+
+def _with_credentials(url: URL, creds: SecretValue) -> Secret:
+    """``url`` with the username and password from a Vault secret, wrapped so it prints masked."""
+    with_creds = url.set(
+        username=creds.get("username").reveal(), password=creds.get("password").reveal()
+    )
+    return Secret(with_creds.render_as_string(hide_password=False))
 
 
 def build_api_context(core: Core) -> ApiContext:
@@ -139,16 +144,12 @@ def region_spec(settings: Settings, region: str) -> RegionSpec:
 
 
 def _region_store(spec: RegionSpec, secrets: SecretStore) -> RegionStore:
-    creds = secrets.read(spec.database.credentials_secret)
-    url = URL.create(
-        "postgresql+psycopg",
-        username=creds.get("username").reveal(),
-        password=creds.get("password").reveal(),
-        host=spec.database.host,
-        port=spec.database.port,
-        database=spec.database.name,
-    ).render_as_string(hide_password=False)
-    return RegionStore(spec, make_engine(url), Secret(url))
+    db = spec.database
+    url = _with_credentials(
+        URL.create("postgresql+psycopg", host=db.host, port=db.port, database=db.name),
+        secrets.read(db.credentials_secret),
+    )
+    return RegionStore(spec, make_engine(url.reveal()), url)
 
 
 def prepare_region_store(store: RegionStore) -> RegionState:

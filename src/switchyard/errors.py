@@ -20,9 +20,14 @@ class SwitchyardError(Exception):
 
 
 class TransientError(SwitchyardError):
-    """The operation may succeed if tried again later."""
+    """The operation may succeed if tried again later, after ``retry_after_seconds``.
 
-    code = "transient"
+    Subclasses name their own ``code`` (``region_standby``, ``llm_busy``); the API answers
+    every one with 503, that code and a ``Retry-After`` header.
+    """
+
+    code = "unavailable"
+    retry_after_seconds: int = 5
 
 
 class FatalError(SwitchyardError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,22 @@ class HashEmbedder:
                 out[row, slot] += 1.0
             out[row] /= np.linalg.norm(out[row])
         return out
+
+
+BAG_OF_WORDS_DIMENSION = 256
+
+
+def bag_of_words_embed(texts: Sequence[str]) -> Vectors:
+    """A deterministic stand-in for the sentence model, for the intent classifier's unit tests:
+    hashed bag of words (every word, no stemming), L2-normalised."""
+    rows = np.zeros((len(texts), BAG_OF_WORDS_DIMENSION), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            rows[i, zlib.crc32(word.encode()) % BAG_OF_WORDS_DIMENSION] += 1.0
+        norm = float(np.linalg.norm(rows[i]))
+        if norm:
+            rows[i] /= norm
+    return rows
 
 
 def minimal_pdf(lines: Sequence[str]) -> bytes:

@@ -17,7 +17,6 @@ from switchyard.config_errors import field_path
 from switchyard.errors import ConflictError, FencingError, NotFoundError, TransientError
 
 MEDIA_TYPE = "application/problem+json"
-DEFAULT_RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -97,19 +96,20 @@ def install(app: FastAPI) -> None:
         return problem_response(exc.status_code, code, str(exc.detail))
 
     async def on_not_found(_: Request, exc: Exception) -> JSONResponse:
-        return problem_response(404, getattr(exc, "code", "not_found"), str(exc))
+        assert isinstance(exc, NotFoundError)
+        return problem_response(404, exc.code, str(exc))
 
     async def on_conflict(_: Request, exc: Exception) -> JSONResponse:
-        return problem_response(409, getattr(exc, "code", "conflict"), str(exc))
+        assert isinstance(exc, ConflictError)
+        return problem_response(409, exc.code, str(exc))
 
     async def on_fenced(_: Request, exc: Exception) -> JSONResponse:
         return problem_response(409, "fenced", str(exc))
 
     async def on_transient(_: Request, exc: Exception) -> JSONResponse:
-        # Subclasses name their own code ("region_standby"); the base class is "unavailable".
-        code = "unavailable" if type(exc) is TransientError else getattr(exc, "code", "unavailable")
-        retry_after = getattr(exc, "retry_after_seconds", DEFAULT_RETRY_AFTER_SECONDS)
-        return problem_response(503, code, str(exc), headers={"Retry-After": str(retry_after)})
+        assert isinstance(exc, TransientError)
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+        return problem_response(503, exc.code, str(exc), headers=headers)
 
     app.add_exception_handler(ApiError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

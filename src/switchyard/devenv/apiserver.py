@@ -13,7 +13,7 @@ from pathlib import Path
 from switchyard.devenv.layout import HOST, DevLayout
 from switchyard.devenv.postgres import PostgresCluster
 from switchyard.devenv.process import ProcessSpec, http_ok
-from switchyard.devenv.vault import KV_MOUNT, OpenBao
+from switchyard.devenv.vault import OpenBao
 
 
 class ApiServer:
@@ -30,17 +30,13 @@ class ApiServer:
         return f"http://{HOST}:{self.port}"
 
     def settings_env(self) -> dict[str, str]:
-        approle = self._vault.approle()
         return {
             "SWITCHYARD_TOPOLOGY_FILE": str(self.topology_path),
             "SWITCHYARD_VANTAGE": "witness",
             "SWITCHYARD_API_HOST": HOST,
             "SWITCHYARD_API_PORT": str(self.port),
             "SWITCHYARD_CONTROL_DB_URL": f"postgresql+psycopg://{HOST}:{self._control_db.port}/{self._control_db.database}",
-            "SWITCHYARD_VAULT_ADDR": self._vault.addr,
-            "SWITCHYARD_VAULT_KV_MOUNT": KV_MOUNT,
-            "SWITCHYARD_VAULT_ROLE_ID": approle["role_id"],
-            "SWITCHYARD_VAULT_SECRET_ID": approle["secret_id"],
+            **self._vault.login_env(),
         }
 
     def prepare(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from switchyard.devenv.dns import REGION_ADDRESSES
 from switchyard.devenv.layout import DevLayout, repo_root
 from switchyard.devenv.process import ProcessSpec, http_ok
-from switchyard.devenv.vault import KV_MOUNT, OpenBao
+from switchyard.devenv.vault import OpenBao
 
 # Model load plus, on a fresh checkout, embedding the whole demo corpus.
 RUNTIME_START_TIMEOUT_SECONDS = 240.0
@@ -37,13 +37,9 @@ class RuntimeServer:
         return f"http://{self.host}:{self.port}"
 
     def settings_env(self) -> dict[str, str]:
-        approle = self._vault.approle()
         return {
             "SWITCHYARD_TOPOLOGY_FILE": str(self.topology_path),
-            "SWITCHYARD_VAULT_ADDR": self._vault.addr,
-            "SWITCHYARD_VAULT_KV_MOUNT": KV_MOUNT,
-            "SWITCHYARD_VAULT_ROLE_ID": approle["role_id"],
-            "SWITCHYARD_VAULT_SECRET_ID": approle["secret_id"],
+            **self._vault.login_env(),
             "SWITCHYARD_DATA_DIR": str(self.data_dir),
             "SWITCHYARD_CORPUS_DIR": str(repo_root() / "corpus" / "demo"),
             "HF_HUB_OFFLINE": "1",

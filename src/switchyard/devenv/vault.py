@@ -106,6 +106,16 @@ class OpenBao:
         secret_id = client.auth.approle.generate_secret_id(APPROLE_NAME)["data"]["secret_id"]
         write_private(self.approle_path, json.dumps({"role_id": role_id, "secret_id": secret_id}))
 
+    def login_env(self) -> dict[str, str]:
+        """The ``SWITCHYARD_*`` variables a Switchyard process needs to log in with the AppRole."""
+        approle = self.approle()
+        return {
+            "SWITCHYARD_VAULT_ADDR": self.addr,
+            "SWITCHYARD_VAULT_KV_MOUNT": KV_MOUNT,
+            "SWITCHYARD_VAULT_ROLE_ID": approle["role_id"],
+            "SWITCHYARD_VAULT_SECRET_ID": approle["secret_id"],
+        }
+
     def approle(self) -> Mapping[str, str]:
         data: dict[str, str] = json.loads(self.approle_path.read_text())
         return data

@@ -26,7 +26,6 @@ from switchyard.api.deps import Operator
 from switchyard.api.middleware import install_request_metrics
 from switchyard.api.problems import ApiError
 from switchyard.dialog.documents import UnsupportedDocumentError
-from switchyard.dialog.llm import LlmBusy
 from switchyard.dialog.model import Answer
 from switchyard.dialog.runtime import DialogRuntime
 from switchyard.dialog.schemas import (
@@ -77,16 +76,7 @@ async def readyz(request: Request) -> JSONResponse:
 async def chat(body: ChatRequest, request: Request) -> ChatResponse:
     """One user message → the answer with its citations. 503 ``region_standby`` on a region
     that is not primary (clients retry: GSLB moves them to the primary)."""
-    runtime = _runtime(request)
-    try:
-        reply = await runtime.chat(body.session_id, body.message)
-    except LlmBusy as exc:
-        raise ApiError(
-            503,
-            "llm_busy",
-            str(exc),
-            headers={"Retry-After": str(exc.retry_after_seconds)},
-        ) from None
+    reply = await _runtime(request).chat(body.session_id, body.message)
     return ChatResponse(
         session_id=reply.session_id,
         answer=reply.answer.text,
@@ -164,7 +154,7 @@ async def canary(
         answer=r.answer.text,
         kind=r.answer.kind.value,
         confidence=r.answer.confidence,
-        cited_documents=list(dict.fromkeys(c.doc_id for c in r.answer.citations)),
+        cited_documents=list(r.answer.cited_documents),
         retrieved_documents=list(r.retrieved_documents),
         region=r.region,
         role=r.role,
@@ -195,11 +185,7 @@ def _decode(body: DocumentIn) -> bytes:
 
 
 def _citations(answer: Answer) -> list[CitationOut]:
-    out = []
-    for c in answer.citations:
-        j = citation_json(c)
-        out.append(CitationOut(document=j.pop("doc_id"), **j))
-    return out
+    return [_stored_citation(citation_json(c)) for c in answer.citations]
 
 
 def _stored_citation(c: Mapping[str, Any]) -> CitationOut:

@@ -100,8 +100,8 @@ def local_asker(corpus: Path) -> Ask:
         elapsed = (time.perf_counter() - start) * 1000
         return Outcome(
             question_id,
-            tuple(dict.fromkeys(h.chunk.doc_id for h in retrieval.hits)),
-            tuple(dict.fromkeys(c.doc_id for c in answer.citations)),
+            retrieval.documents,
+            answer.cited_documents,
             answer.kind is AnswerKind.NOT_FOUND,
             elapsed,
         )

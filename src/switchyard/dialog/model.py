@@ -63,6 +63,11 @@ class Retrieval:
     embed_ms: float
     search_ms: float
 
+    @property
+    def documents(self) -> tuple[str, ...]:
+        """Document ids of the hits, best first, each once."""
+        return tuple(dict.fromkeys(h.chunk.doc_id for h in self.hits))
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
@@ -91,3 +96,8 @@ class Answer:
     kind: AnswerKind
     confidence: float
     citations: tuple[Citation, ...] = field(default_factory=tuple)
+
+    @property
+    def cited_documents(self) -> tuple[str, ...]:
+        """Document ids the citations point into, in order, each once."""
+        return tuple(dict.fromkeys(c.doc_id for c in self.citations))

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from switchyard.db import migrate
@@ -46,6 +47,7 @@ from switchyard.dialog.model import Answer, AnswerKind, Retrieval
 from switchyard.dialog.prompt import build_messages, generated_answer
 from switchyard.dialog.retrieval import Retriever
 from switchyard.dialog.tools import ToolRegistry
+from switchyard.domain.region import RegionRole
 from switchyard.observability.logging import log_event
 from switchyard.observability.metrics import DialogMetrics
 
@@ -160,7 +162,7 @@ class DialogRuntime:
         record, fence = await self._timed(
             timings, "store", lambda: self._store_turns(sid, is_new, turns, step, (user, reply))
         )
-        self._observe_answer(answer, timings)
+        self._observe_answer(answer)
         self._log_chat(sid, message, intent, step, retrieval, answer, fence, timings, started)
         return ChatReply(
             sid, answer, intent.name, self.region, fence.epoch, record.turns, index.info.generation
@@ -263,7 +265,7 @@ class DialogRuntime:
         return CanaryReply(
             query=query,
             answer=answer,
-            retrieved_documents=tuple(dict.fromkeys(h.chunk.doc_id for h in retrieval.hits)),
+            retrieved_documents=retrieval.documents,
             region=self.region,
             role=state.role.value if state else "unknown",
             epoch=state.epoch if state else 0,
@@ -318,35 +320,27 @@ class DialogRuntime:
     # -- readiness ----------------------------------------------------------------------------
 
     def readiness(self) -> Readiness:
-        """Ready when the index is loaded, the database answers at the expected schema
-        revision, and the region's role is recorded. A standby is ready: it serves reads."""
+        """Read what readiness depends on (one connection), then judge it: ``assess_readiness``."""
         index = self.index.current
-        checks = {"index": "ok" if index.info.chunks > 0 else "index is empty"}
+        revision: str | None = None
         state: RegionState | None = None
+        db_error: str | None = None
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-                revision = migrate.connection_revision(connection, schema=migrate.REGION)
-            checks["database"] = "ok"
-            checks["schema"] = (
-                "ok"
-                if revision == self.expected_revision
-                else f"schema at {revision or 'base'}, this build needs {self.expected_revision}"
-            )
-            if revision == self.expected_revision:
-                with unit_of_work(self.engine) as s:
+            with Session(self.engine) as s:
+                revision = migrate.connection_revision(s.connection(), schema=migrate.REGION)
+                if revision == self.expected_revision:
                     state = read_region_state(session=s, region=self.region)
-            checks["role"] = "ok" if state is not None else "no role recorded for this region"
-        except Exception as exc:
-            checks["database"] = f"unreachable ({type(exc).__name__})"
+        except Exception as exc:  # any failure means not ready; say which kind
+            db_error = type(exc).__name__
         if state is not None:
             self._observe_state(state)
-        return Readiness(
-            ready=all(v == "ok" for v in checks.values()),
-            checks=checks,
-            role=state.role.value if state else None,
-            epoch=state.epoch if state else None,
-            index_generation=index.info.generation,
+        return assess_readiness(
+            index.info.chunks,
+            index.info.generation,
+            db_error=db_error,
+            revision=revision,
+            expected_revision=self.expected_revision,
+            state=state,
         )
 
     # -- observation --------------------------------------------------------------------------
@@ -367,10 +361,10 @@ class DialogRuntime:
 
     def _observe_state(self, state: RegionState) -> None:
         self.metrics.epoch.set(state.epoch)
-        for role in ("primary", "standby", "fenced", "recovering"):
-            self.metrics.role.labels(role).set(1 if state.role.value == role else 0)
+        for role in RegionRole:
+            self.metrics.role.labels(role.value).set(1 if state.role is role else 0)
 
-    def _observe_answer(self, answer: Answer, timings: dict[str, float]) -> None:
+    def _observe_answer(self, answer: Answer) -> None:
         self.metrics.answers.labels(answer.kind.value).inc()
         self.metrics.confidence.observe(answer.confidence)
 
@@ -401,6 +395,37 @@ class DialogRuntime:
             cited=[c.chunk_id for c in answer.citations],
             timings_ms={**timings, "total": round((time.perf_counter() - started) * 1000, 3)},
         )
+
+
+def assess_readiness(
+    chunks: int,
+    generation: int,
+    *,
+    db_error: str | None,
+    revision: str | None,
+    expected_revision: str,
+    state: RegionState | None,
+) -> Readiness:
+    """Ready when the index holds chunks, the database answers at the expected schema
+    revision, and the region's role is recorded. A standby is ready: it serves reads."""
+    checks = {"index": "ok" if chunks > 0 else "index is empty"}
+    if db_error is not None:
+        checks["database"] = f"unreachable ({db_error})"
+    else:
+        checks["database"] = "ok"
+        checks["schema"] = (
+            "ok"
+            if revision == expected_revision
+            else f"schema at {revision or 'base'}, this build needs {expected_revision}"
+        )
+        checks["role"] = "ok" if state is not None else "no role recorded for this region"
+    return Readiness(
+        ready=all(v == "ok" for v in checks.values()),
+        checks=checks,
+        role=state.role.value if state else None,
+        epoch=state.epoch if state else None,
+        index_generation=generation,
+    )
 
 
 def _hit_fields(retrieval: Retrieval | None) -> list[dict[str, Any]]:

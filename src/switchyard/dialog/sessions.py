@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,21 +24,17 @@ from switchyard.db.region_tables import dialog_sessions, dialog_turns, documents
 from switchyard.dialog.model import Citation, Document
 from switchyard.errors import ConflictError, NotFoundError, TransientError
 
-RETRY_AFTER_SECONDS = 5
-
 
 class RegionNotWritableError(TransientError):
     """This region is not the primary (or has no recorded role): writes go elsewhere."""
 
     code = "region_standby"
-    retry_after_seconds = RETRY_AFTER_SECONDS
 
 
 class RegionStaleError(TransientError):
     """This region's epoch is older than data it holds: it missed a failover."""
 
     code = "region_stale"
-    retry_after_seconds = RETRY_AFTER_SECONDS
 
 
 class SessionNotFoundError(NotFoundError):
@@ -209,14 +205,7 @@ def record_exchange(
 
 
 def citation_json(c: Citation) -> dict[str, Any]:
-    return {
-        "doc_id": c.doc_id,
-        "chunk_id": c.chunk_id,
-        "score": c.score,
-        "start": c.start,
-        "end": c.end,
-        "text": c.text,
-    }
+    return asdict(c)
 
 
 def store_document(

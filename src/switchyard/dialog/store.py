@@ -65,7 +65,7 @@ class IndexStore:
         staging.mkdir()
         with (staging / "chunks.jsonl").open("w", encoding="utf-8") as f:
             for chunk in index.chunks:
-                f.write(json.dumps(_chunk_json(chunk), ensure_ascii=False) + "\n")
+                f.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
         (staging / "documents.json").write_text(
             json.dumps([asdict(d) for d in index.documents.values()], indent=1)
         )
@@ -122,18 +122,6 @@ class IndexStore:
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(folder.relative_to(self.root))
         tmp.replace(self.current_link)
-
-
-def _chunk_json(chunk: Chunk) -> dict[str, Any]:
-    return {
-        "chunk_id": chunk.chunk_id,
-        "doc_id": chunk.doc_id,
-        "title": chunk.title,
-        "section": chunk.section,
-        "start": chunk.start,
-        "end": chunk.end,
-        "text": chunk.text,
-    }
 
 
 def file_digest(path: Path) -> str:

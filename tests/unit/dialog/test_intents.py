@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
+from support.dialog import BAG_OF_WORDS_DIMENSION as DIM
+from support.dialog import bag_of_words_embed as embed
 from switchyard.dialog.intents import (
     DEFAULT_INTENTS,
     IntentClassifier,
@@ -16,20 +16,6 @@ from switchyard.dialog.intents import (
     IntentSpec,
     Vectors,
 )
-
-DIM = 256
-
-
-def embed(texts: Sequence[str]) -> Vectors:
-    """A deterministic stand-in for the sentence model: hashed bag of words, L2-normalised."""
-    rows = np.zeros((len(texts), DIM), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            rows[i, zlib.crc32(word.encode()) % DIM] += 1.0
-        norm = float(np.linalg.norm(rows[i]))
-        if norm:
-            rows[i] /= norm
-    return rows
 
 
 class CountingEmbed:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-import numpy as np
 import pytest
 
-from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier, IntentMatch, Vectors
+from support.dialog import bag_of_words_embed as embed
+from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier, IntentMatch
 from switchyard.dialog.manager import (
     HELP_TEXT,
     IDLE,
@@ -30,21 +28,6 @@ from switchyard.dialog.manager import (
 )
 from switchyard.dialog.slots import SlotSpec, free_text
 from switchyard.dialog.tools import InMemoryTicketTool, ToolOutcome, ToolRegistry
-
-DIM = 256
-
-
-def embed(texts: Sequence[str]) -> Vectors:
-    """A deterministic stand-in for the sentence model: hashed bag of words, L2-normalised."""
-    rows = np.zeros((len(texts), DIM), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in re.findall(r"[a-z0-9]+", text.lower()):
-            rows[i, zlib.crc32(word.encode()) % DIM] += 1.0
-        norm = float(np.linalg.norm(rows[i]))
-        if norm:
-            rows[i] /= norm
-    return rows
-
 
 CLASSIFIER = IntentClassifier(DEFAULT_INTENTS, embed)
 MANAGER = DialogManager()
