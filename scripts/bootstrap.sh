@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES=(knot pdns-server pdns-backend-sqlite3 prometheus)
+APT_PACKAGES=(knot pdns-server pdns-backend-sqlite3 prometheus prometheus-blackbox-exporter)
 # Binaries that prove each package above is installed.
-APT_PROBES=(/usr/sbin/knotd /usr/sbin/pdns_server /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so /usr/bin/prometheus)
+APT_PROBES=(/usr/sbin/knotd /usr/sbin/pdns_server /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so /usr/bin/prometheus /usr/bin/prometheus-blackbox-exporter)
 
 missing=()
 for i in "${!APT_PACKAGES[@]}"; do

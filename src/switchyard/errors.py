@@ -49,9 +49,14 @@ class NotFoundError(FatalError):
 
 
 class ConflictError(FatalError):
-    """A compare-and-set or uniqueness check failed."""
+    """A compare-and-set or uniqueness check failed; ``code`` says which (default "conflict")."""
 
     code = "conflict"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class ConfigError(SwitchyardError):

@@ -38,6 +38,9 @@ class DatabaseSpec(_Frozen):
     port: Port
     name: str
     credentials_secret: SecretPath
+    # Vault database-engine role whose leases the region's runtime holds; fencing the region
+    # revokes every lease issued under it. None: static credentials only, nothing to revoke.
+    lease_role: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
 
 
 class BucketSpec(_Frozen):
@@ -72,6 +75,8 @@ class Route53Provider(_Frozen):
     kind: Literal["route53"]
     hosted_zone_id: str
     credentials_secret: SecretPath | None = None
+    endpoint_url: AnyHttpUrl | None = None  # None: AWS itself
+    aws_region: str = "us-east-1"
 
 
 DnsProviderSpec = Annotated[
@@ -91,17 +96,43 @@ class KafkaSpec(_Frozen):
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "switchyard"
 
 
+class CanarySpec(_Frozen):
+    """The deep probe's golden question and the document its answer must cite."""
+
+    question: Annotated[str, Field(min_length=3, max_length=500)]
+    expected_document: Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class ProbePolicy(_Frozen):
     interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 2.0
     failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     quorum: Literal["majority", "all"] = "majority"
+    # An observation older than this many intervals no longer counts for its vantage.
+    freshness_intervals: Annotated[float, Field(ge=1, le=100)] = 3.0
+    canary: CanarySpec | None = None
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> ProbePolicy:
         if self.timeout_seconds >= self.interval_seconds:
             raise ValueError("timeout_seconds must be shorter than interval_seconds")
         return self
+
+
+class FailoverSpec(_Frozen):
+    """When the loop may fail over on its own, and what gates a target region."""
+
+    mode: Literal["automatic", "manual"] = "automatic"
+    # A region must have been primary this long before it can be failed away from.
+    min_dwell_seconds: Annotated[float, Field(ge=0)] = 0.0
+    # No automatic failover for this long after the previous one finished.
+    cooldown_seconds: Annotated[float, Field(ge=0)] = 300.0
+    max_lag_seconds: Annotated[float, Field(gt=0)] = 30.0
+    max_generations_behind: Annotated[int, Field(ge=0)] = 1
+    # A gate whose figure is not known yet (no CDC/snapshot reporting): block or allow.
+    unknown_gates: Literal["block", "allow"] = "allow"
+    step_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    lease_ttl_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
 
 
 class Topology(_Frozen):
@@ -111,6 +142,7 @@ class Topology(_Frozen):
     dns: DnsSpec
     kafka: KafkaSpec
     probes: ProbePolicy = ProbePolicy()
+    failover: FailoverSpec = FailoverSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:

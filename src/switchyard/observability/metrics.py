@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from switchyard.domain.health import Observation
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,77 @@ class DialogMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class ControllerMetrics:
+    """A controller's metrics. Labels: region, vantage, probe kind, reason code, step, provider,
+    trigger and result, all from fixed sets."""
+
+    registry: CollectorRegistry
+    probe_ok: Gauge
+    probe_latency: Histogram
+    leader: Gauge
+    decisions: Counter
+    failovers: Counter
+    step_seconds: Histogram
+    dns_update_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> ControllerMetrics:
+        registry = registry or CollectorRegistry()
+        return cls(
+            registry=registry,
+            probe_ok=Gauge(
+                "switchyard_region_probe_ok",
+                "1 when the last probe of this kind from this vantage point succeeded",
+                ["region", "vantage", "kind"],
+                registry=registry,
+            ),
+            probe_latency=Histogram(
+                "switchyard_probe_duration_seconds",
+                "Probe latency by region, vantage point and kind",
+                ["region", "vantage", "kind"],
+                registry=registry,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            ),
+            leader=Gauge(
+                "switchyard_controller_leader",
+                "1 while this controller holds the leader lease",
+                ["vantage"],
+                registry=registry,
+            ),
+            decisions=Counter(
+                "switchyard_decisions",
+                "Loop decisions by reason code",
+                ["code"],
+                registry=registry,
+            ),
+            failovers=Counter(
+                "switchyard_failovers",
+                "Failovers finished, by trigger and result",
+                ["trigger", "result"],
+                registry=registry,
+            ),
+            step_seconds=Histogram(
+                "switchyard_failover_step_duration_seconds",
+                "Time each failover step took",
+                ["step", "result"],
+                registry=registry,
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            ),
+            dns_update_seconds=Histogram(
+                "switchyard_dns_update_duration_seconds",
+                "Time to apply a GSLB change, by provider",
+                ["provider"],
+                registry=registry,
+                buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            ),
+        )
+
+    def observed(self, vantage: str, observations: Sequence[Observation]) -> None:
+        for o in observations:
+            labels = {"region": o.region, "vantage": vantage, "kind": o.kind}
+            self.probe_ok.labels(**labels).set(1 if o.ok else 0)
+            if o.latency_ms is not None:
+                self.probe_latency.labels(**labels).observe(o.latency_ms / 1000)

@@ -1,0 +1,75 @@
+"""In-memory twins of RegionDatabases and RegionChecks for scenario tests.
+
+``down`` holds the regions whose database is unreachable; ``writes`` the acknowledged writes of
+each region (ids with their time); ``broken`` the regions whose runtime fails its checks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from switchyard.db.region_state import RegionState
+from switchyard.domain.region import RegionRole
+from switchyard.errors import FencingError, TransientError
+from switchyard.ports.regions import CheckResult, ReplicationGap
+
+
+class InMemoryRegionDatabases:
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.states: dict[str, RegionState] = {}
+        self.down: set[str] = set()
+        self.writes: dict[str, dict[str, datetime]] = {}
+
+    def seed(self, region: str, role: RegionRole, epoch: int) -> None:
+        self.states[region] = RegionState(region, role, epoch, self._clock())
+
+    def _reach(self, region: str) -> None:
+        if region in self.down:
+            raise TransientError(f"database unavailable: region {region} unreachable")
+
+    def state(self, region: str) -> RegionState | None:
+        with self._lock:
+            self._reach(region)
+            return self.states.get(region)
+
+    def set_state(self, region: str, role: RegionRole, epoch: int) -> RegionState:
+        with self._lock:
+            self._reach(region)
+            current = self.states.get(region)
+            if current is not None and epoch < current.epoch:
+                raise FencingError(
+                    f"region {region}: epoch {epoch} is older than the recorded {current.epoch}"
+                )
+            state = RegionState(region, role, epoch, self._clock())
+            self.states[region] = state
+            return state
+
+    def unreplicated(self, source: str, target: str) -> ReplicationGap:
+        with self._lock:
+            self._reach(source)
+            self._reach(target)
+            held = self.writes.get(target, {})
+            missing = [at for key, at in self.writes.get(source, {}).items() if key not in held]
+            return ReplicationGap(len(missing), min(missing) if missing else None)
+
+
+class InMemoryRegionChecks:
+    def __init__(self, databases: InMemoryRegionDatabases) -> None:
+        self._databases = databases
+        self.broken: set[str] = set()
+
+    def readiness(self, region: str) -> CheckResult:
+        if region in self.broken:
+            return CheckResult(False, f"{region} runtime does not answer", "connect_refused")
+        state = self._databases.states.get(region)
+        role = state.role.value if state else None
+        return CheckResult(True, f"{region} ready", role=role, epoch=state.epoch if state else None)
+
+    def canary(self, region: str, address: str) -> CheckResult:
+        if region in self.broken:
+            return CheckResult(False, f"{region} runtime does not answer", "connect_refused")
+        return CheckResult(True, f"{region} at {address} cited the expected document")

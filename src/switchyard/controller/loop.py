@@ -1,0 +1,257 @@
+"""The controller loop, the only actor: observe → decide (pure) → execute (fenced) → record.
+
+Every controller (one per vantage point) probes every region each interval and stores what it
+saw. The one holding the leader lease then builds the view from every vantage's observations,
+decides, and executes. Any controller can take over: a failover in progress is resumed from its
+stored step. If the control-plane store is unreachable, nobody acts (fail-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from switchyard.controller.probing import run_round
+from switchyard.controller.saga import SagaRunner
+from switchyard.controller.view import LoopSettings, build_view
+from switchyard.domain.failover import (
+    Decision,
+    DrillKind,
+    ReassertFence,
+    RejectIntent,
+    ResumeFailover,
+    StartFailover,
+    decide,
+)
+from switchyard.domain.health import READINESS, Observation, failure_onset
+from switchyard.domain.lease import Lease
+from switchyard.domain.probe import ProbeResult
+from switchyard.domain.region import RegionRole
+from switchyard.domain.report import drill_report
+from switchyard.domain.saga import FailoverRecord, FailoverState, steps_for
+from switchyard.errors import FencingError, TransientError
+from switchyard.observability.logging import log_event
+from switchyard.observability.metrics import ControllerMetrics
+from switchyard.ports.clock import Clock
+from switchyard.ports.control import ControlStore
+from switchyard.ports.lease import LeaseStore
+from switchyard.ports.probe import Probe
+from switchyard.ports.regions import RegionDatabases
+
+_log = logging.getLogger(__name__)
+LEASE_NAME = "controller"
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """What one cycle did; ``decision`` only when this controller led."""
+
+    at: datetime
+    observations: int
+    leader: bool
+    decision: Decision | None = None
+    error: str | None = None
+    finished: tuple[FailoverRecord, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ControllerParts:
+    vantage: str
+    store: ControlStore
+    leases: LeaseStore
+    health_probes: Sequence[Probe]
+    readiness_probes: Sequence[Probe]
+    saga: SagaRunner
+    regions: RegionDatabases
+    clock: Clock
+    settings: LoopSettings
+    metrics: ControllerMetrics | None = None
+
+
+class Controller:
+    def __init__(self, parts: ControllerParts) -> None:
+        self._p = parts
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Cycle every interval until ``stop`` is set."""
+        interval = self._p.settings.interval_seconds
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            started = loop.time()
+            await self.cycle()
+            delay = max(0.0, interval - (loop.time() - started))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def cycle(self) -> CycleReport:
+        p = self._p
+        at = p.clock.now()
+        probes = [*p.health_probes, *p.readiness_probes]
+        results = await run_round(probes, p.settings.probe_timeout_seconds)
+        readiness = set(range(len(p.health_probes), len(probes)))
+        observations = [
+            _observation(p.vantage, r, at, READINESS if i in readiness else r.kind.value)
+            for i, r in enumerate(results)
+        ]
+        if p.metrics is not None:
+            p.metrics.observed(p.vantage, observations)
+        return await asyncio.to_thread(self._after_probing, at, observations)
+
+    def _after_probing(self, at: datetime, observations: list[Observation]) -> CycleReport:
+        p = self._p
+        try:
+            p.store.record_observations(observations)
+            lease = p.leases.acquire(LEASE_NAME, p.vantage, p.settings.lease_ttl_seconds)
+        except TransientError as exc:
+            return self._stood_down(at, len(observations), f"control store unreachable: {exc}")
+        if p.metrics is not None:
+            p.metrics.leader.labels(vantage=p.vantage).set(1 if lease else 0)
+        if lease is None:
+            return CycleReport(at, len(observations), leader=False)
+        try:
+            decision, finished = self._lead(at, lease)
+        except FencingError as exc:
+            return self._stood_down(at, len(observations), f"lost the lease: {exc}")
+        except TransientError as exc:
+            return self._stood_down(at, len(observations), f"stopped acting: {exc}")
+        return CycleReport(at, len(observations), True, decision, finished=finished)
+
+    def _stood_down(self, at: datetime, count: int, why: str) -> CycleReport:
+        log_event(
+            _log, "controller.idle", level=logging.WARNING, vantage=self._p.vantage, reason=why
+        )
+        if self._p.metrics is not None:
+            self._p.metrics.leader.labels(vantage=self._p.vantage).set(0)
+        return CycleReport(at, count, leader=False, error=why)
+
+    # -- leading: decide, execute, record -------------------------------------------------
+    def _lead(self, at: datetime, lease: Lease) -> tuple[Decision, tuple[FailoverRecord, ...]]:
+        p = self._p
+        store = p.store
+        status = store.loop_status()
+        since = at - p.settings.window
+        armed = store.armed_drill()
+        view = build_view(
+            now=at,
+            regions=store.regions(),
+            observations=store.observations_since(since),
+            rule=p.settings.rule,
+            state=status.state,
+            running=store.running_failover(),
+            last_failover_at=store.last_failover_finished_at(),
+            intents=store.pending_intents(),
+            armed_drill=armed.id if armed else None,
+        )
+        decision = decide(view, p.settings.policy)
+        token = lease.fencing_token
+        store.record_decision(decision, holder=p.vantage, token=token, at=at)
+        if p.metrics is not None:
+            p.metrics.decisions.labels(code=decision.code.value).inc()
+        if decision.code.value != status.code:
+            log_event(
+                _log,
+                "controller.decision",
+                vantage=p.vantage,
+                state=decision.state.value,
+                code=decision.code.value,
+                reason=decision.reason,
+            )
+        finished = []
+        for action in decision.actions:
+            p.leases.check(lease)
+            done = self._execute(action, lease)
+            if done is not None:
+                finished.append(done)
+        return decision, tuple(finished)
+
+    def _execute(
+        self, action: StartFailover | ResumeFailover | RejectIntent | ReassertFence, lease: Lease
+    ) -> FailoverRecord | None:
+        p = self._p
+        token = lease.fencing_token
+        match action:
+            case RejectIntent():
+                p.store.reject_intent(action, holder=p.vantage, token=token)
+                return None
+            case ReassertFence(region=region, epoch=epoch):
+                try:
+                    p.regions.set_state(region, RegionRole.FENCED, epoch)
+                except (TransientError, FencingError) as exc:
+                    log_event(_log, "controller.refence_failed", region=region, reason=str(exc))
+                    return None
+                p.store.audit(
+                    actor=p.vantage,
+                    action="region.refence",
+                    region=region,
+                    reason=f"{region}'s database still said primary; fence written at epoch {epoch}",
+                    code="fence_reasserted",
+                    after={"role": "fenced", "epoch": epoch},
+                )
+                return None
+            case StartFailover():
+                record = p.store.start_failover(
+                    action,
+                    steps=[s.value for s in steps_for(action.drill_kind is DrillKind.PLANNED)],
+                    holder=p.vantage,
+                    token=token,
+                    at=p.clock.now(),
+                )
+            case ResumeFailover(failover_id=failover_id):
+                record = p.store.failover(failover_id)
+        record = p.saga.advance(record, lease)
+        if record.state is FailoverState.RUNNING and record.next_step() is None:
+            record = self._finish(record, token)
+        if record.state is not FailoverState.RUNNING and p.metrics is not None:
+            p.metrics.failovers.labels(
+                trigger=record.trigger.value, result=record.state.value
+            ).inc()
+        return record if record.state is not FailoverState.RUNNING else None
+
+    def _finish(self, record: FailoverRecord, token: int) -> FailoverRecord:
+        p = self._p
+        fault_at = None
+        objectives = None
+        if record.drill_id is not None:
+            drill = p.store.drill(record.drill_id)
+            objectives = drill.objectives
+            if drill.fault == "external":
+                fault_at = failure_onset(
+                    p.store.observations_since(drill.created_at), record.source, record.started_at
+                )
+        elif record.trigger.value == "automatic":
+            fault_at = failure_onset(
+                p.store.observations_since(record.started_at - p.settings.window),
+                record.source,
+                record.started_at,
+            )
+        done = FailoverState.SUCCEEDED
+        finished = p.store.finish_failover(
+            record.id,
+            state=done,
+            reason=f"{record.target} serves at epoch {record.epoch}"
+            + (" (dry run: nothing changed)" if record.dry_run else ""),
+            at=p.clock.now(),
+            token=token,
+            report=drill_report(replace(record, state=done), fault_at, objectives),
+        )
+        return finished
+
+
+def _observation(vantage: str, r: ProbeResult, at: datetime, kind: str) -> Observation:
+    return Observation(
+        vantage=vantage,
+        region=r.target,
+        kind=kind,
+        ok=r.ok,
+        code=r.code,
+        reason=r.reason,
+        at=at,
+        latency_ms=r.latency_ms,
+        role=r.role,
+        epoch=r.epoch,
+    )

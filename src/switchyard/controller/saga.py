@@ -1,0 +1,346 @@
+"""The failover saga's effects, one idempotent function per step, and ``advance`` that runs
+them in order, persisting each step before and after it runs.
+
+Only the leader calls ``advance``; it renews the lease before every step and the store checks
+the fencing token on every write, so a deposed leader stops at the next step at the latest.
+The rules for failures (abort, roll back, or stay resumable) are in ``domain/saga.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from switchyard.controller.gslb import answers, route_to
+from switchyard.domain.audit import JsonObject
+from switchyard.domain.dns import single
+from switchyard.domain.lease import Lease
+from switchyard.domain.region import RegionRole
+from switchyard.domain.saga import (
+    FailoverRecord,
+    FailoverState,
+    Step,
+    StepOutcome,
+    StepStatus,
+    aborts_on_failure,
+)
+from switchyard.errors import FencingError, SwitchyardError, TransientError
+from switchyard.observability.logging import log_event
+from switchyard.ports.clock import Clock
+from switchyard.ports.control import ControlStore
+from switchyard.ports.credentials import CredentialLeases
+from switchyard.ports.dns import DnsProvider
+from switchyard.ports.lease import LeaseStore
+from switchyard.ports.regions import RegionChecks, RegionDatabases
+
+_log = logging.getLogger(__name__)
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Gslb:
+    """The GSLB record and what it answers for each region."""
+
+    name: str  # fully qualified owner name, e.g. chat.gslb.example.
+    ttl: int
+    addresses: Mapping[str, str]  # region -> address
+    providers: Sequence[DnsProvider]
+
+
+@dataclass(frozen=True)
+class SagaParts:
+    store: ControlStore
+    leases: LeaseStore
+    regions: RegionDatabases
+    checks: RegionChecks
+    gslb: Gslb
+    credentials: CredentialLeases | None
+    lease_roles: Mapping[str, str]  # region -> Vault database role of its runtime
+    clock: Clock
+    step_timeout_seconds: float
+    lease_ttl_seconds: float
+    on_step: Callable[[FailoverRecord, Step, StepOutcome, float], None] = lambda *_: None
+
+
+class SagaRunner:
+    def __init__(self, parts: SagaParts) -> None:
+        self._p = parts
+
+    # -- the loop's entry point ----------------------------------------------------------
+    def advance(self, record: FailoverRecord, lease: Lease) -> FailoverRecord:
+        """Run the failover's remaining steps until it finishes or a step fails.
+
+        Returns the record as stored. Raises FencingError as soon as the lease is lost.
+        """
+        p = self._p
+        while (step := record.next_step()) is not None:
+            renewed = p.leases.acquire(lease.name, lease.holder, p.lease_ttl_seconds)
+            if renewed is None or renewed.fencing_token != lease.fencing_token:
+                raise FencingError(f"lease {lease.name!r} lost before step {step.name.value}")
+            token = lease.fencing_token
+            record = p.store.update_step(
+                record.id,
+                step.seq,
+                status=StepStatus.RUNNING,
+                reason=f"attempt {step.attempts + 1}",
+                at=p.clock.now(),
+                token=token,
+            )
+            started = time.monotonic()
+            outcome = self._run(step.name, record, token)
+            seconds = time.monotonic() - started
+            status = (
+                StepStatus.SKIPPED
+                if outcome.ok and outcome.code == "dry_run"
+                else StepStatus.SUCCEEDED
+                if outcome.ok
+                else StepStatus.FAILED
+            )
+            record = p.store.update_step(
+                record.id,
+                step.seq,
+                status=status,
+                reason=outcome.reason,
+                at=p.clock.now(),
+                detail=outcome.detail,
+                token=token,
+            )
+            p.on_step(record, step.name, outcome, seconds)
+            log_event(
+                _log,
+                "saga.step",
+                failover=str(record.id),
+                step=step.name.value,
+                ok=outcome.ok,
+                code=outcome.code,
+                reason=outcome.reason,
+                seconds=round(seconds, 4),
+            )
+            if not outcome.ok:
+                if step.name is Step.WAIT_REPLICATION:
+                    self._unfence(record, token)
+                if aborts_on_failure(step.name):
+                    return p.store.finish_failover(
+                        record.id,
+                        state=FailoverState.ABORTED,
+                        reason=f"{step.name.value} failed: {outcome.reason}",
+                        at=p.clock.now(),
+                        token=token,
+                    )
+                return record  # resumable: the next cycle retries this step
+        return record
+
+    # -- steps ---------------------------------------------------------------------------
+    def _run(self, step: Step, record: FailoverRecord, token: int) -> StepOutcome:
+        # Deadlines on the injected clock, so tests with a fake clock never wait for real.
+        deadline = self._p.clock.now() + timedelta(seconds=self._p.step_timeout_seconds)
+        if record.dry_run and step is not Step.CHECK_READINESS:
+            return StepOutcome(True, "dry run: " + _would(step, record, self._p.gslb), "dry_run")
+        try:
+            match step:
+                case Step.CHECK_READINESS:
+                    return self._until(deadline, lambda: self._check_readiness(record))
+                case Step.FENCE_SOURCE:
+                    return self._fence(record, token)
+                case Step.WAIT_REPLICATION:
+                    return self._until(deadline, lambda: self._caught_up(record))
+                case Step.PROMOTE_TARGET:
+                    return self._promote(record, token)
+                case Step.UPDATE_DNS:
+                    return self._update_dns(record)
+                case Step.VERIFY_DNS:
+                    return self._until(deadline, lambda: self._dns_answers(record))
+                case Step.VERIFY_PROBE:
+                    return self._until(deadline, lambda: self._first_good_answer(record))
+        except FencingError:
+            raise
+        except SwitchyardError as exc:
+            return StepOutcome(False, str(exc), exc.code)
+        raise AssertionError(f"unknown step {step}")  # pragma: no cover
+
+    def _until(self, deadline: datetime, attempt: Callable[[], StepOutcome]) -> StepOutcome:
+        """Retry ``attempt`` until it succeeds or the step's deadline passes."""
+        while True:
+            try:
+                outcome = attempt()
+            except TransientError as exc:
+                outcome = StepOutcome(False, str(exc), exc.code)
+            if outcome.ok or self._p.clock.now() >= deadline:
+                if not outcome.ok:
+                    return StepOutcome(
+                        False,
+                        f"timed out after {self._p.step_timeout_seconds:.0f} s: {outcome.reason}",
+                        "timeout",
+                        outcome.detail,
+                    )
+                return outcome
+            self._p.clock.sleep(POLL_SECONDS)
+
+    def _check_readiness(self, record: FailoverRecord) -> StepOutcome:
+        ready = self._p.checks.readiness(record.target)
+        state = self._p.regions.state(record.target)
+        if not ready.ok:
+            return StepOutcome(False, ready.reason, ready.code)
+        if state is None or state.role is RegionRole.PRIMARY:
+            role = state.role.value if state else "unrecorded"
+            return StepOutcome(False, f"{record.target}'s database says {role}", "target_state")
+        return StepOutcome(
+            True,
+            f"{record.target} ready; its database says {state.role.value} at epoch {state.epoch}",
+        )
+
+    def _fence(self, record: FailoverRecord, token: int) -> StepOutcome:
+        """Fence the source at the failover's epoch: control record, its database, its leases.
+
+        A planned switchover demotes the source to standby (it lost nothing); otherwise it is
+        fenced. An unreachable source database does not stop an unplanned failover (the
+        source may be gone): the loop re-asserts the fence when the database answers again.
+        """
+        p = self._p
+        role = RegionRole.STANDBY if record.planned else RegionRole.FENCED
+        p.store.set_region(
+            record.source,
+            role=role,
+            epoch=record.epoch,
+            token=token,
+            actor=record.actor,
+            reason=f"fenced by failover {record.id}: {record.reason}",
+        )
+        fenced_at = p.clock.now()
+        detail: dict[str, str | int | float | bool | None] = {
+            "role": role.value,
+            "epoch": record.epoch,
+            "fenced_at": fenced_at.isoformat(),
+        }
+        notes = [f"{record.source} recorded {role.value} at epoch {record.epoch}"]
+        try:
+            p.regions.set_state(record.source, role, record.epoch)
+            detail["database_fenced"] = True
+            notes.append("its database refuses writes")
+        except TransientError as exc:
+            if record.planned:
+                raise
+            detail["database_fenced"] = False
+            notes.append(f"its database is unreachable ({exc}); fence re-asserted when it returns")
+        lease_role = p.lease_roles.get(record.source)
+        if p.credentials is not None and lease_role is not None:
+            try:
+                p.credentials.revoke_role(lease_role)
+                detail["leases_revoked"] = True
+                notes.append(f"Vault leases of {lease_role} revoked")
+            except TransientError as exc:
+                detail["leases_revoked"] = False
+                notes.append(f"Vault unreachable, leases not revoked ({exc})")
+        try:
+            gap = p.regions.unreplicated(record.source, record.target)
+            detail["unreplicated_writes"] = gap.missing
+            detail["rpo_seconds"] = (
+                0.0
+                if gap.oldest_missing_at is None
+                else max(0.0, (fenced_at - gap.oldest_missing_at).total_seconds())
+            )
+        except TransientError:
+            detail["unreplicated_writes"] = None
+            detail["rpo_seconds"] = None
+        if not detail.get("database_fenced") and not detail.get("leases_revoked"):
+            detail["fence_confirmed"] = False
+        return StepOutcome(True, "; ".join(notes), detail=detail)
+
+    def _caught_up(self, record: FailoverRecord) -> StepOutcome:
+        gap = self._p.regions.unreplicated(record.source, record.target)
+        detail: JsonObject = {"unreplicated_writes": gap.missing}
+        if gap.missing:
+            return StepOutcome(
+                False,
+                f"{gap.missing} writes of {record.source} not yet at {record.target}",
+                "lagging",
+                detail,
+            )
+        return StepOutcome(
+            True, f"{record.target} holds every write of {record.source}", detail=detail
+        )
+
+    def _unfence(self, record: FailoverRecord, token: int) -> None:
+        """Undo a planned switchover's fence: the source is primary again, at the new epoch."""
+        p = self._p
+        p.regions.set_state(record.source, RegionRole.PRIMARY, record.epoch)
+        p.store.set_region(
+            record.source,
+            role=RegionRole.PRIMARY,
+            epoch=record.epoch,
+            token=token,
+            actor=record.actor,
+            reason=f"switchover {record.id} rolled back: replication did not catch up",
+        )
+
+    def _promote(self, record: FailoverRecord, token: int) -> StepOutcome:
+        p = self._p
+        p.regions.set_state(record.target, RegionRole.PRIMARY, record.epoch)
+        p.store.set_region(
+            record.target,
+            role=RegionRole.PRIMARY,
+            epoch=record.epoch,
+            token=token,
+            actor=record.actor,
+            reason=f"promoted by failover {record.id}: {record.reason}",
+        )
+        return StepOutcome(
+            True,
+            f"{record.target} is primary at epoch {record.epoch}",
+            detail={"promoted_at": p.clock.now().isoformat()},
+        )
+
+    def _update_dns(self, record: FailoverRecord) -> StepOutcome:
+        g = self._p.gslb
+        address = g.addresses[record.target]
+        updates = route_to(g.providers, g.name, single(g.name, g.ttl, address))
+        detail = {f"{u.provider}_seconds": round(u.seconds, 4) for u in updates} | {
+            "address": address,
+            "changed": [u.provider for u in updates if u.changed],
+        }
+        return StepOutcome(
+            True,
+            f"{g.name} points at {address} on {', '.join(u.provider for u in updates)}",
+            detail=detail,
+        )
+
+    def _dns_answers(self, record: FailoverRecord) -> StepOutcome:
+        g = self._p.gslb
+        address = g.addresses[record.target]
+        seen = answers(g.providers, g.name)
+        wrong = {name: list(a) for name, a in seen.items() if tuple(a) != (address,)}
+        if wrong:
+            return StepOutcome(
+                False, f"authoritative answers not yet {address}: {wrong}", "dns_stale"
+            )
+        return StepOutcome(True, f"every authoritative server answers {address}")
+
+    def _first_good_answer(self, record: FailoverRecord) -> StepOutcome:
+        g = self._p.gslb
+        # Ask through the record, as a client would: whatever the first provider answers.
+        answered = next(iter(answers(g.providers[:1], g.name).values()), ())
+        if not answered:
+            return StepOutcome(False, f"{g.name} has no answer", "dns_empty")
+        check = self._p.checks.canary(record.target, answered[0])
+        if not check.ok:
+            return StepOutcome(False, check.reason, check.code)
+        return StepOutcome(
+            True,
+            check.reason,
+            detail={"first_good_answer_at": self._p.clock.now().isoformat(), "via": answered[0]},
+        )
+
+
+def _would(step: Step, record: FailoverRecord, gslb: Gslb) -> str:
+    role = "standby" if record.planned else "fenced"
+    return {
+        Step.FENCE_SOURCE: f"would record {record.source} {role} at epoch {record.epoch}",
+        Step.WAIT_REPLICATION: f"would wait until {record.target} holds every write",
+        Step.PROMOTE_TARGET: f"would promote {record.target} at epoch {record.epoch}",
+        Step.UPDATE_DNS: f"would point {gslb.name} at {gslb.addresses.get(record.target)}",
+        Step.VERIFY_DNS: "would check the authoritative answers",
+        Step.VERIFY_PROBE: f"would ask {record.target} the golden question",
+    }.get(step, step.value)

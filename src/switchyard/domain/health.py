@@ -1,0 +1,178 @@
+"""Region health from many vantage points: consecutive failures, freshness, quorum. Pure.
+
+Invariants:
+
+- A region is ``UNHEALTHY`` only when at least ``quorum_size`` *fresh* vantage points each saw
+  ``failure_threshold`` consecutive failed rounds. One vantage, however sure, never suffices
+  when the quorum is larger (a partitioned controller cannot fail a region over alone).
+- When fewer than ``quorum_size`` vantage points are fresh, health is ``UNKNOWN`` and nothing
+  may act on it (fail-safe: a blind control plane leaves routing as it is).
+- A round fails when any of its health probes failed; readiness is reported apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+READINESS = "readiness"
+"""Observation kind of a region's ``/readyz``: gates a target, never counts as health."""
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    SUSPECT = "suspect"  # failures seen, short of the threshold or the quorum
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"  # not enough fresh vantage points to tell
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One probe's result at one vantage point in one round (``at`` is the round's time)."""
+
+    vantage: str
+    region: str
+    kind: str
+    ok: bool
+    code: str
+    reason: str
+    at: datetime
+    latency_ms: float | None = None
+    role: str | None = None
+    epoch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VantageReport:
+    """What one vantage point last saw of one region: its recent rounds, newest first."""
+
+    vantage: str
+    region: str
+    last_at: datetime
+    consecutive_failures: int
+    code: str  # of the newest round: "ok" or the first failing probe's code
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegionHealth:
+    status: Health
+    failing: tuple[str, ...]  # fresh vantages at or past the threshold
+    fresh: tuple[str, ...]
+    needed: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRule:
+    failure_threshold: int
+    quorum_size: int
+    freshness: timedelta
+
+
+def quorum_size(vantages: int, quorum: str) -> int:
+    """How many vantage points must agree: a strict majority, or all of them."""
+    if vantages < 1:
+        raise ValueError("at least one vantage point is needed")
+    return vantages if quorum == "all" else vantages // 2 + 1
+
+
+def vantage_reports(observations: Iterable[Observation]) -> list[VantageReport]:
+    """Fold probe results into one report per (vantage, region).
+
+    Rounds are grouped by ``at``; a round failed when any non-readiness probe in it failed.
+    ``consecutive_failures`` counts failed rounds from the newest back to the first good one.
+    """
+    rounds: dict[tuple[str, str], dict[datetime, list[Observation]]] = {}
+    for o in observations:
+        if o.kind == READINESS:
+            continue
+        rounds.setdefault((o.vantage, o.region), {}).setdefault(o.at, []).append(o)
+    reports = []
+    for (vantage, region), by_time in rounds.items():
+        newest_first = sorted(by_time.items(), key=lambda item: item[0], reverse=True)
+        failures = 0
+        for _, probes in newest_first:
+            if all(p.ok for p in probes):
+                break
+            failures += 1
+        last_at, last = newest_first[0]
+        failed = [p for p in last if not p.ok]
+        code = failed[0].code if failed else "ok"
+        reason = "; ".join(f"{p.kind}: {p.reason}" for p in failed) if failed else "all probes ok"
+        reports.append(VantageReport(vantage, region, last_at, failures, code, reason))
+    return sorted(reports, key=lambda r: (r.region, r.vantage))
+
+
+def assess(
+    region: str, reports: Sequence[VantageReport], rule: HealthRule, now: datetime
+) -> RegionHealth:
+    """The region's health by quorum of fresh vantage points at ``now``."""
+    mine = [r for r in reports if r.region == region]
+    fresh = sorted(r.vantage for r in mine if now - r.last_at <= rule.freshness)
+    failing = sorted(
+        r.vantage
+        for r in mine
+        if r.vantage in fresh and r.consecutive_failures >= rule.failure_threshold
+    )
+    seen_failing = sorted(r.vantage for r in mine if r.vantage in fresh and r.consecutive_failures)
+    needed = rule.quorum_size
+    if len(failing) >= needed:
+        return RegionHealth(
+            Health.UNHEALTHY,
+            tuple(failing),
+            tuple(fresh),
+            needed,
+            f"{len(failing)} of {len(fresh)} fresh vantage points ({', '.join(failing)}) saw "
+            f"{rule.failure_threshold} consecutive failures; {needed} needed",
+        )
+    if len(fresh) < needed:
+        return RegionHealth(
+            Health.UNKNOWN,
+            tuple(failing),
+            tuple(fresh),
+            needed,
+            f"only {len(fresh)} fresh vantage points ({', '.join(fresh) or 'none'}); "
+            f"{needed} needed to judge",
+        )
+    if seen_failing:
+        return RegionHealth(
+            Health.SUSPECT,
+            tuple(failing),
+            tuple(fresh),
+            needed,
+            f"failures seen from {', '.join(seen_failing)}; {len(failing)} at the threshold, "
+            f"{needed} needed",
+        )
+    return RegionHealth(
+        Health.HEALTHY, (), tuple(fresh), needed, f"{len(fresh)} fresh vantage points see it well"
+    )
+
+
+def failure_onset(
+    observations: Iterable[Observation], region: str, before: datetime
+) -> datetime | None:
+    """When the failure streak that ``region`` is in at ``before`` began, across vantages.
+
+    For each vantage, walk its rounds back from ``before`` while they fail; the onset is the
+    earliest failed round of any such streak. None when no vantage saw it failing.
+    """
+    mine = [
+        o for o in observations if o.region == region and o.kind != READINESS and o.at <= before
+    ]
+    by_vantage: dict[str, dict[datetime, bool]] = {}
+    for o in mine:
+        rounds = by_vantage.setdefault(o.vantage, {})
+        rounds[o.at] = rounds.get(o.at, True) and o.ok
+    onsets = []
+    for rounds in by_vantage.values():
+        onset = None
+        for at, ok in sorted(rounds.items(), reverse=True):
+            if ok:
+                break
+            onset = at
+        if onset is not None:
+            onsets.append(onset)
+    return min(onsets) if onsets else None

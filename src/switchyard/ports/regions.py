@@ -1,0 +1,61 @@
+"""What the failover saga does to a region: its own database's role and epoch, its readiness
+and deep answers, and how much of what it acknowledged has not reached another region.
+
+Adapters: ``adapters/regions_postgres.py`` + ``adapters/checks_http.py`` (real) and
+``adapters/regions_memory.py`` (twin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from switchyard.db.region_state import RegionState
+from switchyard.domain.region import RegionRole
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationGap:
+    """Writes acknowledged by ``source`` that ``target`` does not hold."""
+
+    missing: int
+    oldest_missing_at: datetime | None  # None when nothing is missing
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    ok: bool
+    reason: str
+    code: str = "ok"
+    role: str | None = None
+    epoch: int | None = None
+
+
+class RegionDatabases(Protocol):
+    """Each region's own ``region_state`` row, written by the saga.
+
+    - ``set_state`` never lowers the epoch (``FencingError``) and is idempotent.
+    - An unreachable database raises ``TransientError``.
+    """
+
+    def state(self, region: str) -> RegionState | None: ...
+
+    def set_state(self, region: str, role: RegionRole, epoch: int) -> RegionState: ...
+
+    def unreplicated(self, source: str, target: str) -> ReplicationGap:
+        """Dialog turns stored in ``source`` and missing from ``target``."""
+        ...
+
+
+class RegionChecks(Protocol):
+    """Live checks of a region's runtime; never raise, always a result."""
+
+    def readiness(self, region: str) -> CheckResult:
+        """The runtime's ``/readyz``."""
+        ...
+
+    def canary(self, region: str, address: str) -> CheckResult:
+        """The golden question asked at ``address`` (what the GSLB answers), on the region's
+        runtime port: ok only when the expected document is cited."""
+        ...
