@@ -6,17 +6,23 @@ Nothing else in the package constructs clients, engines or settings.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from switchyard import __version__
+from switchyard.adapters.credentials_vault import VaultCredentialLeases
+from switchyard.adapters.probes import ProbeClients
 from switchyard.adapters.secrets_vault import VaultSecretStore
 from switchyard.api.auth import TokenTable
 from switchyard.api.context import ApiContext
+from switchyard.controller.loop import Controller
 from switchyard.db import migrate
 from switchyard.db.engine import make_engine, unit_of_work
 from switchyard.db.region_state import RegionState, seed_region_state
@@ -35,11 +41,13 @@ from switchyard.dialog.runtime import DialogRuntime
 from switchyard.dialog.sessions import stored_documents
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.dialog.tools import HttpTicketTool, ToolRegistry
+from switchyard.domain.credentials import DatabaseLease
 from switchyard.domain.region import Region, initial_epoch
 from switchyard.domain.secrets import Secret, SecretValue
 from switchyard.errors import ConfigError, TransientError
 from switchyard.observability.logging import Redactor, log_event
-from switchyard.observability.metrics import ApiMetrics, DialogMetrics
+from switchyard.observability.metrics import ApiMetrics, ControllerMetrics, DialogMetrics
+from switchyard.ports.credentials import CredentialLeases
 from switchyard.ports.secrets import SecretStore
 from switchyard.settings import Settings
 from switchyard.topology import RegionSpec, Topology, load_topology
@@ -73,6 +81,18 @@ def build_secret_store(settings: Settings, redactor: Redactor) -> VaultSecretSto
     )
 
 
+def build_credential_leases(settings: Settings, redactor: Redactor) -> VaultCredentialLeases:
+    """Database logins from Vault's database engine (mounted at ``database/``), with the same
+    Vault login as the secret store. Builds without I/O; logs in on first use."""
+    return VaultCredentialLeases.from_settings(
+        settings.vault_addr,
+        token=settings.vault_token,
+        role_id=settings.vault_role_id,
+        secret_id=settings.vault_secret_id,
+        redactor=redactor,
+    )
+
+
 def build_core(settings: Settings, redactor: Redactor) -> Core:
     topology = load_topology(settings.topology_file)
     secrets = build_secret_store(settings, redactor)
@@ -93,11 +113,14 @@ def _with_credentials(url: URL, creds: SecretValue) -> Secret:
 def build_api_context(core: Core) -> ApiContext:
     tokens = core.secrets.read(core.settings.api_tokens_secret)
     table = TokenTable.from_secret(f"vault:{core.settings.api_tokens_secret}", tokens.data)
+    from switchyard.adapters.control_postgres import PostgresControlStore
+
     return ApiContext(
         engine=core.engine,
         tokens=table,
         metrics=ApiMetrics.create(__version__),
         expected_revision=migrate.head_revision(),
+        control=PostgresControlStore(core.engine),
     )
 
 
@@ -143,13 +166,60 @@ def region_spec(settings: Settings, region: str) -> RegionSpec:
     return topology.region(region)
 
 
-def _region_store(spec: RegionSpec, secrets: SecretStore) -> RegionStore:
+def _region_store(
+    spec: RegionSpec, secrets: SecretStore, leases: CredentialLeases | None = None
+) -> RegionStore:
+    """The region's engine, logged in one of two ways, chosen by the caller:
+
+    - ``leases`` given and the topology names a ``lease_role`` (the runtime): a login issued
+      for that role (see ``_leased_engine``), so fencing the region (revoking the role) locks
+      the runtime out and ends its pooled connections. It may read and write rows, not migrate;
+      ``url`` then carries no credentials.
+    - otherwise (migrations, seeding the region's state): the static ``credentials_secret``.
+    """
     db = spec.database
-    url = _with_credentials(
-        URL.create("postgresql+psycopg", host=db.host, port=db.port, database=db.name),
-        secrets.read(db.credentials_secret),
-    )
+    address = URL.create("postgresql+psycopg", host=db.host, port=db.port, database=db.name)
+    if leases is not None and db.lease_role is not None:
+        url = Secret(address.render_as_string(hide_password=False))
+        return RegionStore(spec, _leased_engine(url, leases, db.lease_role), url)
+    url = _with_credentials(address, secrets.read(db.credentials_secret))
     return RegionStore(spec, make_engine(url.reveal()), url)
+
+
+def _leased_engine(url: Secret, leases: CredentialLeases, role: str) -> Engine:
+    """An engine whose connections log in with one lease of ``role``, issued on the first
+    connection (so a runtime still starts while its database or Vault is down; until a lease
+    is issued every connection attempt tries again, failing with ``TransientError``).
+
+    Once issued, the lease is never replaced: after fencing revokes it, reconnecting fails
+    (the runtime answers 503 and is not ready) instead of quietly logging in again. Nor is it
+    renewed yet: it lives its TTL (1 h in the harness, renewable up to 24 h), then Vault
+    revokes it and the runtime is locked out until restarted. A renewer must stop at
+    ``NotFoundError`` (revoked: fenced).
+    """
+    engine = make_engine(url.reveal())
+    lock = threading.Lock()
+    issued: list[DatabaseLease] = []
+
+    @event.listens_for(engine, "do_connect")
+    def _log_in(dialect: object, record: object, cargs: object, cparams: dict[str, object]) -> None:
+        with lock:
+            if not issued:
+                lease = leases.issue(role)
+                issued.append(lease)
+                log_event(
+                    _log,
+                    "region_store.lease_issued",
+                    role=role,
+                    lease_id=lease.lease_id,
+                    username=lease.username,
+                    ttl_seconds=lease.ttl_seconds,
+                )
+            lease = issued[0]
+        cparams["user"] = lease.username
+        cparams["password"] = lease.password.reveal()
+
+    return engine
 
 
 def prepare_region_store(store: RegionStore) -> RegionState:
@@ -183,7 +253,7 @@ def build_runtime(
     """
     spec = region_spec(settings, region)
     secrets = build_secret_store(settings, redactor)
-    store = _region_store(spec, secrets)
+    store = _region_store(spec, secrets, build_credential_leases(settings, redactor))
     embedder = embedder or MiniLmEmbedder()
     index_store = IndexStore(settings.data_dir / region / "index")
     index = LiveIndex(
@@ -252,4 +322,106 @@ def _llm_gateway(settings: Settings, secrets: SecretStore) -> LlmGateway | None:
             max_concurrency=settings.llm_max_concurrency,
             queue_timeout_seconds=settings.llm_queue_timeout_seconds,
         )
+    )
+
+
+# -- the controller of one vantage point ---------------------------------------------------
+
+
+@dataclass
+class ControllerProcess:
+    """A controller ready to run, and what must be closed when it stops."""
+
+    controller: Controller
+    metrics: ControllerMetrics
+    probe_clients: ProbeClients
+    closers: list[Callable[[], None]]
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> ControllerProcess:
+    """Everything ``switchyard controller --vantage NAME`` runs, built without I/O except
+    reading the topology and the secrets it needs from Vault."""
+    from switchyard.adapters.checks_http import HttpRegionChecks
+    from switchyard.adapters.clock import SystemClock
+    from switchyard.adapters.control_postgres import PostgresControlStore
+    from switchyard.adapters.dns_registry import build_dns_provider
+    from switchyard.adapters.lease_postgres import PostgresLeaseStore
+    from switchyard.adapters.probes import HttpProbe
+    from switchyard.adapters.regions_postgres import PostgresRegionDatabases
+    from switchyard.controller.loop import ControllerParts
+    from switchyard.controller.probing import probes_for_region
+    from switchyard.controller.saga import Gslb, SagaParts, SagaRunner
+    from switchyard.controller.view import loop_settings
+
+    core = build_core(settings, redactor)
+    topology = core.topology
+    if vantage not in topology.vantages:
+        raise ConfigError(
+            str(settings.topology_file),
+            "vantages",
+            f"no vantage point named {vantage!r}; the topology has {', '.join(topology.vantages)}",
+        )
+    loop = loop_settings(topology)
+    stores = {r.name: _region_store(r, core.secrets) for r in topology.regions}
+    clients = ProbeClients()
+    health = []
+    readiness = []
+    for spec in topology.regions:
+        dsn = Secret(
+            stores[spec.name].url.reveal().replace("postgresql+psycopg://", "postgresql://")
+        )
+        health += probes_for_region(spec, topology.probes, clients, dsn)
+        ready_url = str(spec.runtime_url).rstrip("/") + "/readyz"
+        readiness.append(HttpProbe(spec.name, ready_url, clients=clients))
+    metrics = ControllerMetrics.create()
+    control = PostgresControlStore(core.engine)
+    leases = PostgresLeaseStore(core.engine)
+    regions = PostgresRegionDatabases({name: s.engine for name, s in stores.items()})
+    checks = HttpRegionChecks(
+        {r.name: r for r in topology.regions}, topology.probes.canary, loop.probe_timeout_seconds
+    )
+    dns = topology.dns
+    gslb = Gslb(
+        name=f"{dns.record}.{dns.zone}",
+        ttl=dns.ttl_seconds,
+        addresses={r.name: str(r.address) for r in topology.regions},
+        providers=[build_dns_provider(p, dns.zone, core.secrets) for p in dns.providers],
+    )
+    lease_roles = {r.name: r.database.lease_role for r in topology.regions if r.database.lease_role}
+    clock = SystemClock()
+    saga = SagaRunner(
+        SagaParts(
+            store=control,
+            leases=leases,
+            regions=regions,
+            checks=checks,
+            gslb=gslb,
+            credentials=build_credential_leases(settings, redactor) if lease_roles else None,
+            lease_roles=lease_roles,
+            clock=clock,
+            step_timeout_seconds=loop.step_timeout_seconds,
+            lease_ttl_seconds=loop.lease_ttl_seconds,
+            on_step=metrics.step_done,
+        )
+    )
+    controller = Controller(
+        ControllerParts(
+            vantage=vantage,
+            store=control,
+            leases=leases,
+            health_probes=health,
+            readiness_probes=readiness,
+            saga=saga,
+            regions=regions,
+            clock=clock,
+            settings=loop,
+            metrics=metrics,
+        )
+    )
+    return ControllerProcess(
+        controller, metrics, clients, [checks.close, regions.dispose, core.engine.dispose]
     )

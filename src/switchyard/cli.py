@@ -67,6 +67,43 @@ def _runtime(args: argparse.Namespace) -> int:
     return 0
 
 
+def _controller(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from switchyard.bootstrap import build_controller
+    from switchyard.observability.logging import configure_logging
+    from switchyard.settings import load_settings
+
+    settings = load_settings()
+    redactor = configure_logging(settings.log_level, args.vantage)
+    process = build_controller(settings, args.vantage, redactor)
+    if settings.metrics_port is not None:
+        start_http_server(
+            settings.metrics_port, addr=settings.api_host, registry=process.metrics.registry
+        )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            if args.once:
+                report = await process.controller.cycle()
+                print(report.decision.reason if report.decision else report.error or "not leader")
+            else:
+                await process.controller.run(stop)
+        finally:
+            await process.probe_clients.aclose()
+            process.close()
+
+    asyncio.run(run())
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from switchyard.dialog.evaluation import run_eval
 
@@ -92,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("runtime", help="serve a region's dialog runtime at its runtime_url")
     run.add_argument("--region", required=True, help="a region name from the topology file")
     run.set_defaults(handler=_runtime)
+    ctl = sub.add_parser(
+        "controller",
+        help="run the failover loop from one vantage point (probe, and act when leader)",
+    )
+    ctl.add_argument("--vantage", required=True, help="a vantage point from the topology file")
+    ctl.add_argument("--once", action="store_true", help="run one cycle and print its decision")
+    ctl.set_defaults(handler=_controller)
     ev = sub.add_parser(
         "eval",
         help="golden questions: recall@5, citation accuracy, latency percentiles",

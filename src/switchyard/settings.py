@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     api_host: str = LOOPBACK
     api_port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # ``switchyard controller`` serves /metrics here (on api_host); None: no metrics server.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Required by the control plane (api, migrate); a dialog runtime does without it.
     control_db_url: str | None = None

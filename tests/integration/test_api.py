@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from support.db import scratch_database
+from switchyard.adapters.control_postgres import PostgresControlStore
 from switchyard.api.app import create_app
 from switchyard.api.auth import TokenTable
 from switchyard.api.context import ApiContext
@@ -35,6 +36,7 @@ def make_context(engine: Engine) -> ApiContext:
         tokens=TokenTable.from_secret("test", {k: Secret(v) for k, v in TOKENS.items()}),
         metrics=ApiMetrics.create("test"),
         expected_revision=migrate.head_revision(),
+        control=PostgresControlStore(engine),
     )
 
 

@@ -4,21 +4,17 @@ disturbs no other test."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from support.ports import free_port_base
+from support.harness import private_harness
 from support.runtime import runtime_app
 from switchyard.db import migrate
 from switchyard.db.engine import make_engine, unit_of_work
 from switchyard.db.region_state import seed_region_state
 from switchyard.devenv.harness import Harness
-from switchyard.devenv.layout import DevLayout, DevPorts
 from switchyard.dialog.embedding import MiniLmEmbedder
 from switchyard.dialog.index import SearchIndex
 from switchyard.domain.region import RegionRole
@@ -29,18 +25,8 @@ QUESTION = "How do I connect to the VPN?"
 
 @pytest.fixture(scope="module")
 def private_db() -> Iterator[Harness]:
-    # Not under pytest's tmp dir: PostgreSQL runs as another user that must reach its folder.
-    root = Path(tempfile.mkdtemp(prefix="switchyard-outage-test-"))
-    root.chmod(0o755)
-    harness = Harness(DevLayout(root=root, ports=DevPorts(free_port_base())))
-    try:
-        harness.up([SERVER])
+    with private_harness("outage-test", [SERVER]) as harness:
         yield harness
-    finally:
-        try:
-            harness.down()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_database_outage_gives_503_and_the_runtime_recovers(

@@ -21,7 +21,8 @@ def test_steady_region_stays_put(world: World) -> None:
     reports = world.run(10)
     codes = decisions(reports)
     # The very first cycle has only the leader's own observations: too few to judge.
-    assert codes[0] == "health_unknown" and set(codes[1:]) == {"healthy"}
+    assert codes[0] == "health_unknown"
+    assert set(codes[1:]) == {"healthy"}
     assert world.roles() == {"region-a": ("primary", 1), "region-b": ("standby", 0)}
     assert sum(r.leader for r in reports) == 10  # exactly one leader per cycle
 
@@ -47,8 +48,10 @@ def test_outage_fails_over_after_threshold_and_quorum(world: World) -> None:
         Step.VERIFY_PROBE,
     ]
     fence = record.step(Step.FENCE_SOURCE)
-    assert fence is not None and fence.detail is not None
-    assert fence.detail["database_fenced"] is False and fence.detail["leases_revoked"] is True
+    assert fence is not None
+    assert fence.detail is not None
+    assert fence.detail["database_fenced"] is False
+    assert fence.detail["leases_revoked"] is True
     # The failure was seen from the 3rd failed round at two vantages: not earlier.
     started = codes.index("failover_started")
     assert codes[:started].count("suspect") >= 1
@@ -94,11 +97,13 @@ def test_leader_crash_mid_failover_is_resumed_by_another_controller(world: World
     world.dns.set_reachable(False)  # the failover will stop at update_dns
     reports = world.run(6)
     running = world.store.running_failover()
-    assert running is not None and running.next_step() is not None
+    assert running is not None
+    assert running.next_step() is not None
     assert running.next_step().name is Step.UPDATE_DNS  # type: ignore[union-attr]
     leader = next(r for r in reversed(reports) if r.leader)
     leader_vantage = world.store.loop_status().holder
-    assert leader_vantage is not None and leader.leader
+    assert leader_vantage is not None
+    assert leader.leader
     world.crashed.add(leader_vantage)
     world.dns.set_reachable(True)
     reports = world.run(15)  # the lease expires, another controller takes it and resumes
@@ -108,7 +113,8 @@ def test_leader_crash_mid_failover_is_resumed_by_another_controller(world: World
     done = world.store.failover(running.id)
     assert done.state is FailoverState.SUCCEEDED
     dns_step = done.step(Step.UPDATE_DNS)
-    assert dns_step is not None and dns_step.attempts >= 2
+    assert dns_step is not None
+    assert dns_step.attempts >= 2
 
 
 def test_no_automatic_fail_back_and_cooldown(world: World) -> None:
@@ -132,7 +138,8 @@ def test_manual_failover_intent_and_rejections(world: World) -> None:
     )
     world.run(2)
     record = world.store.failover(submitted.failover_id)
-    assert record.state is FailoverState.SUCCEEDED and record.actor == "ops"
+    assert record.state is FailoverState.SUCCEEDED
+    assert record.actor == "ops"
     assert world.roles() == {"region-a": ("fenced", 2), "region-b": ("primary", 2)}
     assert world.store.intent_status(submitted.failover_id)[0] == "succeeded"
 
@@ -169,7 +176,8 @@ def test_unplanned_drill_reports_rto_and_rpo(world: World) -> None:
     assert s.drill_id is not None
     drill = world.store.drill(s.drill_id)
     assert drill.report is not None
-    assert drill.report["rto_seconds"] is not None and drill.report["unreplicated_writes"] == 1
+    assert drill.report["rto_seconds"] is not None
+    assert drill.report["unreplicated_writes"] == 1
     assert drill.status == "failed"  # RPO objective 0 missed: one write never reached region-b
     assert drill.report["objectives"]["rto_seconds"]["met"] is True  # type: ignore[index]
 
@@ -203,7 +211,8 @@ def test_planned_drill_caught_up_switches_over_cleanly(world: World) -> None:
     world.run(2)
     assert world.store.failover(s.failover_id).state is FailoverState.SUCCEEDED
     assert world.roles() == {"region-a": ("standby", 2), "region-b": ("primary", 2)}
-    assert s.drill_id is not None and world.store.drill(s.drill_id).status == "passed"
+    assert s.drill_id is not None
+    assert world.store.drill(s.drill_id).status == "passed"
 
 
 def test_external_drill_measures_the_next_automatic_failover(world: World) -> None:
@@ -224,7 +233,8 @@ def test_external_drill_measures_the_next_automatic_failover(world: World) -> No
     world.run(8)
     assert s.drill_id is not None
     drill = world.store.drill(s.drill_id)
-    assert drill.failover_id is not None and drill.report is not None
+    assert drill.failover_id is not None
+    assert drill.report is not None
     assert 2.0 <= drill.report["rto_seconds"] <= 6.0  # type: ignore[operator]
     assert drill.report["detection_seconds"] >= 2.0  # type: ignore[operator]
 

@@ -69,7 +69,8 @@ def test_unhealthy_primary_fails_over_to_the_ready_standby() -> None:
         view(region("a", RegionRole.PRIMARY, Health.UNHEALTHY), region("b", RegionRole.STANDBY)),
         POLICY,
     )
-    assert d.state is LoopState.FAILING_OVER and d.code is Code.FAILOVER_STARTED
+    assert d.state is LoopState.FAILING_OVER
+    assert d.code is Code.FAILOVER_STARTED
     [start] = starts(d)
     assert (start.source, start.target, start.trigger) == ("a", "b", Trigger.AUTOMATIC)
 
@@ -79,7 +80,8 @@ def test_suspect_or_unknown_never_fails_over() -> None:
         d = decide(
             view(region("a", RegionRole.PRIMARY, status), region("b", RegionRole.STANDBY)), POLICY
         )
-        assert d.code is code and not starts(d)
+        assert d.code is code
+        assert not starts(d)
 
 
 def test_manual_mode_cooldown_and_dwell_block() -> None:
@@ -87,7 +89,8 @@ def test_manual_mode_cooldown_and_dwell_block() -> None:
     d = decide(view(*regions), replace(POLICY, automatic=False))
     assert (d.state, d.code) == (LoopState.BLOCKED, Code.MANUAL_ONLY)
     d = decide(view(*regions, last_failover_at=NOW - timedelta(minutes=1)), POLICY)
-    assert d.code is Code.COOLDOWN and "240 s left" in d.reason
+    assert d.code is Code.COOLDOWN
+    assert "240 s left" in d.reason
     young = region("a", RegionRole.PRIMARY, Health.UNHEALTHY, since=timedelta(seconds=10))
     d = decide(view(young, regions[1]), POLICY)
     assert d.code is Code.DWELL
@@ -116,7 +119,8 @@ def test_never_automatic_fail_back_to_a_fenced_region() -> None:
         view(region("b", RegionRole.PRIMARY, Health.UNHEALTHY), region("a", RegionRole.FENCED)),
         POLICY,
     )
-    assert (d.state, d.code) == (LoopState.BLOCKED, Code.NO_TARGET) and not starts(d)
+    assert (d.state, d.code) == (LoopState.BLOCKED, Code.NO_TARGET)
+    assert not starts(d)
 
 
 def test_running_failover_is_resumed_and_intents_meanwhile_rejected() -> None:
@@ -134,7 +138,8 @@ def test_running_failover_is_resumed_and_intents_meanwhile_rejected() -> None:
     assert d.code is Code.FAILOVER_IN_PROGRESS
     assert ResumeFailover(running.id) in d.actions
     [reject] = [a for a in d.actions if isinstance(a, RejectIntent)]
-    assert reject.intent_id == intent.id and reject.code is Code.FAILOVER_IN_PROGRESS
+    assert reject.intent_id == intent.id
+    assert reject.code is Code.FAILOVER_IN_PROGRESS
 
 
 def test_intents_are_checked_and_taken() -> None:
@@ -232,20 +237,26 @@ policies = st.builds(
 def test_every_decision_is_an_allowed_and_safe_transition(v: View, policy: Policy) -> None:
     d = decide(v, policy)
     assert (v.state, d.state) in ALLOWED_TRANSITIONS
-    assert d.reason and d.code
+    assert d.reason
+    assert d.code
     begun = starts(d)
     assert len(begun) <= 1
     if v.running is not None:
-        assert not begun and d.state is LoopState.FAILING_OVER
+        assert not begun
+        assert d.state is LoopState.FAILING_OVER
     for start in begun:
         target = v.region(start.target)
         source = v.region(start.source)
-        assert target is not None and target.role is RegionRole.STANDBY
-        assert source is not None and source.role is RegionRole.PRIMARY
+        assert target is not None
+        assert target.role is RegionRole.STANDBY
+        assert source is not None
+        assert source.role is RegionRole.PRIMARY
         assert d.state is LoopState.FAILING_OVER
         if start.trigger is Trigger.AUTOMATIC:
-            assert policy.automatic and source.health.status is Health.UNHEALTHY
-            assert target.health.status is Health.HEALTHY and target.ready is True
+            assert policy.automatic
+            assert source.health.status is Health.UNHEALTHY
+            assert target.health.status is Health.HEALTHY
+            assert target.ready is True
             assert v.last_failover_at is None or v.now - v.last_failover_at >= policy.cooldown
     taken = {a.intent_id for a in d.actions if isinstance(a, RejectIntent)} | {
         s.intent_id for s in begun if s.intent_id

@@ -11,7 +11,7 @@ from switchyard.errors import ConfigError
 
 
 def test_head_revision_is_read_from_the_repository_migrations() -> None:
-    assert migrate.head_revision() == "0001"
+    assert migrate.head_revision() == "0002"
 
 
 def test_override_pointing_nowhere_names_the_variable(

@@ -1,15 +1,28 @@
 """In-memory ControlStore twin for scenario tests: the same rules as the PostgreSQL store.
 
-One lock makes every method atomic, as one transaction is in PostgreSQL. ``clock`` plays the
-database clock for the timestamps the store itself sets. ``fail`` makes every call raise
+One lock makes every method atomic, as one transaction is in PostgreSQL: a method that
+raises changes nothing, not even the recorded fencing token. ``clock`` plays the database
+clock for the timestamps the store itself sets. ``fail`` makes every call raise
 TransientError, to play an unreachable witness.
+
+Beyond the port's invariants, both stores agree that (tests/contract/test_control_store.py):
+
+- an armed ("external") drill stores no intent; the automatic failover it measures takes
+  the drill's id, which ``Submitted.failover_id`` names, and its idempotency key is kept;
+- a failover started for an intent takes the intent's id; the intent must be pending (else
+  ConflictError ``intent_not_pending``), and so must an intent being rejected;
+- a drill linked by ``start_failover`` must exist and be unlinked (``drill_unavailable``);
+- ``LoopStatus.fencing_token`` is the highest token that has acted;
+- an unknown region, intent, failover, step or drill is a NotFoundError;
+- a time without a time zone is refused (ValueError).
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
@@ -47,7 +60,7 @@ class InMemoryControlStore:
         self._regions = {r.name: r for r in regions}
         self._observations: list[Observation] = []
         self._intents: dict[UUID, tuple[Intent, str, str, IntentRequest]] = {}
-        self._keys: dict[str, UUID] = {}
+        self._keys: dict[str, tuple[Submitted, IntentRequest]] = {}
         self._failovers: dict[UUID, FailoverRecord] = {}
         self._drills: dict[UUID, DrillRecord] = {}
         self._status = LoopStatus(LoopState.STEADY, "", "", None, None, None)
@@ -58,67 +71,100 @@ class InMemoryControlStore:
         if self.fail:
             raise TransientError("database unavailable: in-memory store told to fail")
 
-    def _fence(self, token: int) -> None:
-        if token < self._max_token:
-            raise FencingError(f"fencing token {token} is older than {self._max_token}")
-        self._max_token = token
+    @contextmanager
+    def _leader(self, token: int) -> Iterator[None]:
+        """Hold the lock for a leader's mutation; record ``token`` only if the body succeeds."""
+        with self._lock:
+            self._check()
+            if token < self._max_token:
+                raise FencingError(f"fencing token {token} is older than {self._max_token}")
+            yield
+            self._max_token = token
 
     # -- intents ------------------------------------------------------------------------
     def submit_intent(self, request: IntentRequest) -> Submitted:
         with self._lock:
             self._check()
-            if request.idempotency_key is not None and request.idempotency_key in self._keys:
-                first_id = self._keys[request.idempotency_key]
-                _, _, _, first = self._intents[first_id]
+            _check_request(request)
+            key = request.idempotency_key
+            if key is not None and key in self._keys:
+                submitted, first = self._keys[key]
                 if first != request:
                     raise ConflictError(
                         "this idempotency key was used for a different request",
                         "idempotency_conflict",
                     )
-                return Submitted(first_id, self._intents[first_id][0].drill_id, created=False)
-            target = self._regions.get(request.target)
-            if target is None:
-                raise NotFoundError(f"region {request.target!r} is not recorded")
-            check_target(target)
-            if request.kind == "failover" or request.fault == "fence":
-                busy = self._running_locked() is not None or any(
-                    status == "pending" for _, status, _, _ in self._intents.values()
+                return replace(submitted, created=False)
+            check_target(self._region_locked(request.target))
+            drill_kind = request.drill_kind if request.kind == "drill" else None
+            armed = drill_kind is not None and request.fault == "external"
+            if not armed and self._busy_locked():
+                raise ConflictError(
+                    "a failover is already pending or running", "failover_in_progress"
                 )
-                if busy:
-                    raise ConflictError(
-                        "a failover is already pending or running", "failover_in_progress"
-                    )
-            failover_id = uuid.uuid4()
             drill_id = None
-            if request.kind == "drill":
+            if drill_kind is not None:
                 drill_id = uuid.uuid4()
-                assert request.drill_kind is not None
-                armed = request.fault == "external"
                 self._drills[drill_id] = DrillRecord(
                     drill_id,
-                    request.drill_kind,
+                    drill_kind,
                     request.fault,
                     request.target,
                     "running" if armed else "scheduled",
                     request.objectives,
                     self._clock(),
                 )
-                if armed:
-                    return Submitted(failover_id, drill_id, created=True)
-            intent = Intent(
-                failover_id,
-                request.kind,
-                request.target,
-                request.reason,
-                request.actor,
-                request.dry_run,
-                drill_id,
-                request.drill_kind,
+            if armed and drill_id is not None:
+                # The automatic failover this drill measures will take the drill's id.
+                submitted = Submitted(drill_id, drill_id, created=True)
+            else:
+                intent_id = uuid.uuid4()
+                intent = Intent(
+                    intent_id,
+                    request.kind,
+                    request.target,
+                    request.reason,
+                    request.actor,
+                    request.dry_run,
+                    drill_id,
+                    drill_kind,
+                )
+                self._intents[intent_id] = (intent, "pending", "", request)
+                submitted = Submitted(intent_id, drill_id, created=True)
+            if key is not None:
+                self._keys[key] = (submitted, request)
+            return submitted
+
+    def _busy_locked(self) -> bool:
+        return self._running_locked() is not None or any(
+            status == "pending" for _, status, _, _ in self._intents.values()
+        )
+
+    def _region_locked(self, name: str) -> Region:
+        try:
+            return self._regions[name]
+        except KeyError:
+            raise NotFoundError(f"region {name!r} is not recorded in the control plane") from None
+
+    def _check_drill_free_locked(self, drill_id: UUID) -> None:
+        drill = self._drills.get(drill_id)
+        if drill is None:
+            raise NotFoundError(f"no drill {drill_id}")
+        if drill.failover_id is not None or drill.status not in ("scheduled", "running"):
+            raise ConflictError(
+                f"drill {drill_id} is {drill.status} and cannot measure a new failover",
+                "drill_unavailable",
             )
-            self._intents[failover_id] = (intent, "pending", "", request)
-            if request.idempotency_key is not None:
-                self._keys[request.idempotency_key] = failover_id
-            return Submitted(failover_id, drill_id, created=True)
+
+    def _pending_intent_locked(self, intent_id: UUID) -> tuple[Intent, IntentRequest]:
+        if intent_id not in self._intents:
+            raise NotFoundError(f"no intent {intent_id}")
+        intent, status, _, request = self._intents[intent_id]
+        if status != "pending":
+            raise ConflictError(
+                f"intent {intent_id} is {status}, not pending", "intent_not_pending"
+            )
+        return intent, request
 
     def drill(self, drill_id: UUID) -> DrillRecord:
         with self._lock:
@@ -148,11 +194,14 @@ class InMemoryControlStore:
 
     # -- observing ------------------------------------------------------------------------
     def record_observations(self, observations: Sequence[Observation]) -> None:
+        for o in observations:
+            _aware(o.at)
         with self._lock:
             self._check()
             self._observations.extend(observations)
 
     def observations_since(self, since: datetime) -> list[Observation]:
+        _aware(since)
         with self._lock:
             self._check()
             return sorted((o for o in self._observations if o.at >= since), key=lambda o: o.at)
@@ -188,21 +237,23 @@ class InMemoryControlStore:
     def loop_status(self) -> LoopStatus:
         with self._lock:
             self._check()
-            return self._status
+            return replace(self._status, fencing_token=self._max_token or None)
 
     def failover(self, failover_id: UUID) -> FailoverRecord:
         with self._lock:
             self._check()
-            try:
-                return self._failovers[failover_id]
-            except KeyError:
-                raise NotFoundError(f"no failover {failover_id}") from None
+            return self._failover_locked(failover_id)
+
+    def _failover_locked(self, failover_id: UUID) -> FailoverRecord:
+        try:
+            return self._failovers[failover_id]
+        except KeyError:
+            raise NotFoundError(f"no failover {failover_id}") from None
 
     # -- acting ---------------------------------------------------------------------------
     def record_decision(self, decision: Decision, *, holder: str, token: int, at: datetime) -> None:
-        with self._lock:
-            self._check()
-            self._fence(token)
+        _aware(at)
+        with self._leader(token):
             changed = decision.code.value != self._status.code
             self._status = LoopStatus(
                 decision.state, decision.code.value, decision.reason, at, holder, token
@@ -213,18 +264,25 @@ class InMemoryControlStore:
     def start_failover(
         self, action: StartFailover, *, steps: Sequence[str], holder: str, token: int, at: datetime
     ) -> FailoverRecord:
-        with self._lock:
-            self._check()
-            self._fence(token)
+        _aware(at)
+        with self._leader(token):
             if self._running_locked() is not None:
                 raise ConflictError("a failover is already running", "failover_in_progress")
+            self._region_locked(action.source)
+            self._region_locked(action.target)
             epoch = max(r.epoch for r in self._regions.values()) + 1
-            failover_id = action.intent_id or uuid.uuid4()
-            actor = holder
+            taken = None
             if action.intent_id is not None:
-                intent, _, _, request = self._intents[action.intent_id]
+                taken = self._pending_intent_locked(action.intent_id)
+            if action.drill_id is not None:
+                self._check_drill_free_locked(action.drill_id)
+            # An intent's failover takes the intent's id; an armed drill's, the drill's.
+            failover_id = action.intent_id or action.drill_id or uuid.uuid4()
+            actor = holder
+            if taken is not None:
+                intent, request = taken
                 actor = intent.actor
-                self._intents[action.intent_id] = (intent, "running", "", request)
+                self._intents[intent.id] = (intent, "running", "", request)
             record = FailoverRecord(
                 id=failover_id,
                 source=action.source,
@@ -245,7 +303,7 @@ class InMemoryControlStore:
                 drill_kind=action.drill_kind,
             )
             self._failovers[failover_id] = record
-            if action.drill_id is not None and action.drill_id in self._drills:
+            if action.drill_id is not None:
                 self._drills[action.drill_id] = replace(
                     self._drills[action.drill_id], status="running", failover_id=failover_id
                 )
@@ -260,14 +318,13 @@ class InMemoryControlStore:
             return record
 
     def reject_intent(self, action: RejectIntent, *, holder: str, token: int) -> None:
-        with self._lock:
-            self._check()
-            self._fence(token)
-            intent, _, _, request = self._intents[action.intent_id]
+        with self._leader(token):
+            intent, request = self._pending_intent_locked(action.intent_id)
             self._intents[action.intent_id] = (intent, "rejected", action.reason, request)
-            if action.drill_id is not None and action.drill_id in self._drills:
-                self._drills[action.drill_id] = replace(
-                    self._drills[action.drill_id],
+            # The intent's own drill: the one stored with it, whatever the action names.
+            if intent.drill_id is not None:
+                self._drills[intent.drill_id] = replace(
+                    self._drills[intent.drill_id],
                     status="aborted",
                     report={"rejected": action.reason, "code": action.code.value},
                     finished_at=self._clock(),
@@ -285,10 +342,11 @@ class InMemoryControlStore:
         detail: JsonObject | None = None,
         token: int,
     ) -> FailoverRecord:
-        with self._lock:
-            self._check()
-            self._fence(token)
-            record = self._failovers[failover_id]
+        _aware(at)
+        with self._leader(token):
+            record = self._failover_locked(failover_id)
+            if not 0 <= seq < len(record.steps):
+                raise NotFoundError(f"failover {failover_id} has no step {seq}")
             steps = list(record.steps)
             step = steps[seq]
             if status is StepStatus.RUNNING:
@@ -312,10 +370,8 @@ class InMemoryControlStore:
     def set_region(
         self, name: str, *, role: RegionRole, epoch: int, token: int, actor: str, reason: str
     ) -> Region:
-        with self._lock:
-            self._check()
-            self._fence(token)
-            before = self._regions[name]
+        with self._leader(token):
+            before = self._region_locked(name)
             if epoch < before.epoch:
                 raise FencingError(
                     f"region {name}: epoch {epoch} is older than the recorded {before.epoch}"
@@ -349,11 +405,11 @@ class InMemoryControlStore:
         token: int,
         report: JsonObject | None = None,
     ) -> FailoverRecord:
-        with self._lock:
-            self._check()
-            self._fence(token)
-            record = replace(self._failovers[failover_id], state=state, finished_at=at)
-            record = replace(record, reason=record.reason)
+        _aware(at)
+        with self._leader(token):
+            # The failover keeps the reason it started for; how it ended goes to its intent,
+            # its drill and the audit log.
+            record = replace(self._failover_locked(failover_id), state=state, finished_at=at)
             self._failovers[failover_id] = record
             if record.intent_id is not None:
                 intent, _, _, request = self._intents[record.intent_id]
@@ -415,3 +471,19 @@ class InMemoryControlStore:
                 after,
             )
         )
+
+
+def _check_request(request: IntentRequest) -> None:
+    if request.kind not in ("failover", "drill"):
+        raise ValueError(f"intent kind must be failover or drill, got {request.kind!r}")
+    if request.kind == "drill" and request.drill_kind is None:
+        raise ValueError("a drill needs a drill kind (planned or unplanned)")
+    if request.fault not in ("fence", "external"):
+        raise ValueError(f"drill fault must be fence or external, got {request.fault!r}")
+
+
+def _aware(value: datetime) -> datetime:
+    """Refuse a naive time, as the PostgreSQL store does (it cannot store one faithfully)."""
+    if value.tzinfo is None:
+        raise ValueError(f"time {value.isoformat()} has no time zone")
+    return value

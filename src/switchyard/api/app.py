@@ -8,7 +8,7 @@ from switchyard import __version__
 from switchyard.api import problems
 from switchyard.api.context import ApiContext
 from switchyard.api.middleware import install_request_metrics
-from switchyard.api.routes import events, health, regions
+from switchyard.api.routes import events, failovers, health, regions
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -20,7 +20,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.tokens = ctx.tokens
     problems.install(app)
-    for router in (health.router, regions.router, events.router):
+    for router in (health.router, regions.router, events.router, failovers.router):
         app.include_router(router)
     install_request_metrics(app, ctx.metrics)
     return app

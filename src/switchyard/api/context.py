@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from switchyard.api.auth import TokenTable
 from switchyard.observability.metrics import ApiMetrics
+from switchyard.ports.control import ControlStore
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,6 @@ class ApiContext:
     metrics: ApiMetrics
     # The Alembic head this build expects; /readyz fails until the store is migrated to it.
     expected_revision: str
+    # Intents, failovers and drills: each call is its own transaction (the loop uses the same
+    # store, so the API and the loop cannot disagree about the rules of an intent).
+    control: ControlStore

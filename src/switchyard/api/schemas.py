@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,3 +79,96 @@ class NoteIn(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+# -- failovers and drills ----------------------------------------------------------------
+
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:-]{8,128}$"
+
+
+class FailoverIn(BaseModel):
+    """Ask the loop to fail over to ``target``; it answers 202 and acts on its next cycle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: Annotated[str, Field(pattern=REGION_NAME)]
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
+    dry_run: bool = False
+    idempotency_key: Annotated[str | None, Field(pattern=IDEMPOTENCY_KEY)] = None
+
+
+class Objectives(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rto_seconds: Annotated[float | None, Field(gt=0, le=86400)] = None
+    rpo_seconds: Annotated[float | None, Field(ge=0, le=86400)] = None
+
+
+class DrillIn(BaseModel):
+    """A drill: ``planned`` switches over losing nothing; ``unplanned`` fails over as if the
+    primary were lost (``fault: fence``: the loop fences it; ``external``: the drill measures
+    the next automatic failover while the runbook breaks the primary itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["planned", "unplanned"]
+    target: Annotated[str, Field(pattern=REGION_NAME)]
+    reason: Annotated[str, Field(min_length=3, max_length=2000)] = "drill"
+    fault: Literal["fence", "external"] = "fence"
+    objectives: Objectives = Objectives()
+    idempotency_key: Annotated[str | None, Field(pattern=IDEMPOTENCY_KEY)] = None
+
+
+class Accepted(BaseModel):
+    id: UUID
+    drill_id: UUID | None = None
+    status: str
+    href: str
+
+
+class StepOut(BaseModel):
+    seq: int
+    name: str
+    status: str
+    reason: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    detail: dict[str, Any] | None
+
+
+class FailoverOut(BaseModel):
+    id: UUID
+    status: str  # pending | rejected | running | succeeded | failed | aborted
+    reason: str
+    source: str | None = None
+    target: str | None = None
+    trigger: str | None = None
+    epoch: int | None = None
+    dry_run: bool = False
+    actor: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    steps: list[StepOut] = []
+    drill_id: UUID | None = None
+
+
+class DrillOut(BaseModel):
+    id: UUID
+    kind: str
+    fault: str
+    target: str
+    status: str
+    failover_id: UUID | None
+    objectives: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+    report: dict[str, Any] | None
+
+
+class LoopOut(BaseModel):
+    state: str
+    code: str
+    reason: str
+    decided_at: datetime | None
+    leader: str | None

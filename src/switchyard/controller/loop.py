@@ -9,6 +9,7 @@ stored step. If the control-plane store is unreachable, nobody acts (fail-safe).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -83,10 +84,8 @@ class Controller:
             started = loop.time()
             await self.cycle()
             delay = max(0.0, interval - (loop.time() - started))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def cycle(self) -> CycleReport:
         p = self._p
@@ -188,7 +187,7 @@ class Controller:
                     actor=p.vantage,
                     action="region.refence",
                     region=region,
-                    reason=f"{region}'s database still said primary; fence written at epoch {epoch}",
+                    reason=f"{region}'s database still said primary; fenced at epoch {epoch}",
                     code="fence_reasserted",
                     after={"role": "fenced", "epoch": epoch},
                 )
@@ -230,7 +229,7 @@ class Controller:
                 record.started_at,
             )
         done = FailoverState.SUCCEEDED
-        finished = p.store.finish_failover(
+        return p.store.finish_failover(
             record.id,
             state=done,
             reason=f"{record.target} serves at epoch {record.epoch}"
@@ -239,7 +238,6 @@ class Controller:
             token=token,
             report=drill_report(replace(record, state=done), fault_at, objectives),
         )
-        return finished
 
 
 def _observation(vantage: str, r: ProbeResult, at: datetime, kind: str) -> Observation:

@@ -226,7 +226,8 @@ class SagaRunner:
             detail["database_fenced"] = False
             notes.append(f"its database is unreachable ({exc}); fence re-asserted when it returns")
         lease_role = p.lease_roles.get(record.source)
-        if p.credentials is not None and lease_role is not None:
+        # A planned switchover leaves the source a healthy standby: its logins stay valid.
+        if p.credentials is not None and lease_role is not None and not record.planned:
             try:
                 p.credentials.revoke_role(lease_role)
                 detail["leases_revoked"] = True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from switchyard.devenv.apiserver import ApiServer
 from switchyard.devenv.broker import KafkaBroker
+from switchyard.devenv.controller import VANTAGES, ControllerServer
 from switchyard.devenv.dns import KnotDns, PowerDns
 from switchyard.devenv.layout import DevCredentials, DevLayout
 from switchyard.devenv.postgres import PostgresCluster
@@ -75,6 +76,9 @@ class Harness:
         self.prometheus = Prometheus(layout)
         self.api = ApiServer(layout, self.control_db, self.vault)
         self.runtimes = {region: RuntimeServer(region, layout, self.vault) for region in REGIONS}
+        self.controllers = {
+            v: ControllerServer(v, layout, self.control_db, self.vault) for v in VANTAGES
+        }
 
     @classmethod
     def from_env(cls) -> Harness:
@@ -94,7 +98,7 @@ class Harness:
 
     def apps(self) -> list[DevService]:
         """Switchyard's own processes, started by the demo (``up`` leaves them alone)."""
-        return [self.api, *self.runtimes.values()]
+        return [self.api, *self.runtimes.values(), *self.controllers.values()]
 
     def select(self, names: Sequence[str] | None, *, default: list[DevService]) -> list[DevService]:
         if not names:

@@ -37,6 +37,10 @@ _OFFSETS = {
     "api": 90,
     # One port number for every region's runtime: each listens on its own loopback address.
     "runtime": 91,
+    # The controllers' metrics, one per vantage point.
+    "controller_region_a": 92,
+    "controller_region_b": 93,
+    "controller_witness": 94,
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from switchyard.domain.health import Observation
+from switchyard.domain.saga import FailoverRecord, Step, StepOutcome
 
 
 @dataclass(frozen=True)
@@ -201,3 +202,17 @@ class ControllerMetrics:
             self.probe_ok.labels(**labels).set(1 if o.ok else 0)
             if o.latency_ms is not None:
                 self.probe_latency.labels(**labels).observe(o.latency_ms / 1000)
+
+    def step_done(
+        self, record: FailoverRecord, step: Step, outcome: StepOutcome, seconds: float
+    ) -> None:
+        """``SagaParts.on_step``: a step's duration, and the DNS update's per provider."""
+        self.step_seconds.labels(step=step.value, result="ok" if outcome.ok else "failed").observe(
+            seconds
+        )
+        if step is Step.UPDATE_DNS and outcome.ok and outcome.detail:
+            for key, value in outcome.detail.items():
+                if key.endswith("_seconds") and isinstance(value, int | float):
+                    self.dns_update_seconds.labels(provider=key.removesuffix("_seconds")).observe(
+                        value
+                    )

@@ -1,0 +1,207 @@
+"""The failover loop for real: three controller processes (one per vantage point), both
+regions' runtimes, the API, PostgreSQL, Knot, PowerDNS and OpenBao, in a private harness.
+
+In order (the module is one story): a planned switchover whose DNS step fails until Knot
+returns, with the leading controller killed -9 mid-saga and another one resuming it; then an
+armed drill while region-b's runtime is killed, failed over automatically, with RTO in the
+report; then intents the API must refuse.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+import requests
+
+from support.harness import private_harness
+from switchyard.bootstrap import build_core, build_region_store, prepare_region_store, prepare_store
+from switchyard.devenv.dns import RECORD, ZONE
+from switchyard.devenv.harness import Harness
+from switchyard.devenv.layout import HOST
+from switchyard.devenv.topology_file import write_topology
+from switchyard.observability.logging import Redactor
+from switchyard.settings import load_settings
+
+SERVERS = ["pg-control", "pg-region-a", "pg-region-b", "knot", "pdns", "vault"]
+NAME = f"{RECORD}.{ZONE}"
+
+
+@pytest.fixture(scope="module")
+def h() -> Iterator[Harness]:
+    with private_harness("failover-e2e", SERVERS) as harness:
+        write_topology(
+            harness,
+            harness.api.topology_path,
+            interval_seconds=1.0,
+            timeout_seconds=0.5,
+            failover={"cooldown_seconds": 0, "lease_ttl_seconds": 4, "step_timeout_seconds": 2},
+        )
+        core = build_core(load_settings(harness.api.settings_env()), Redactor())
+        prepare_store(core)
+        core.engine.dispose()
+        for region, runtime in harness.runtimes.items():
+            store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
+            prepare_region_store(store)
+            store.engine.dispose()
+        harness.up(["api", *(r.name for r in harness.runtimes.values())])
+        harness.up([c.name for c in harness.controllers.values()])
+        yield harness
+
+
+def knot_answer(h: Harness) -> list[str]:
+    query = dns.message.make_query(NAME, dns.rdatatype.A)
+    response = dns.query.udp(query, HOST, port=h.knot.port, timeout=1)
+    return sorted(rr.address for rrset in response.answer for rr in rrset)
+
+
+def api(h: Harness, method: str, path: str, role: str = "viewer", **kw: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {h.creds.api_tokens[role]}"}
+    return requests.request(method, f"{h.api.url}{path}", headers=headers, timeout=10, **kw)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill9(h: Harness, name: str) -> None:
+    pid = int(Path(h.layout.pidfile(name)).read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+
+
+def regions(h: Harness) -> dict[str, tuple[str, int]]:
+    items = api(h, "GET", "/v1/regions").json()["items"]
+    return {r["name"]: (r["role"], r["epoch"]) for r in items}
+
+
+def test_controllers_agree_the_primary_is_healthy(h: Harness) -> None:
+    status = wait_for(
+        "a healthy decision",
+        lambda: (s := api(h, "GET", "/v1/controller").json())["code"] == "healthy" and s,
+    )
+    assert status["leader"] in ("region-a", "region-b", "witness")
+    assert knot_answer(h) == ["127.0.1.1"]
+
+
+def test_leader_killed_mid_switchover_is_resumed_by_another_controller(h: Harness) -> None:
+    h.down(["knot"])  # the saga will stop at update_dns and retry it every cycle
+    drill = api(
+        h,
+        "POST",
+        "/v1/drills",
+        "operator",
+        json={
+            "kind": "planned",
+            "target": "region-b",
+            "reason": "switchover rehearsal",
+            "objectives": {"rpo_seconds": 0},
+        },
+    )
+    assert drill.status_code == 202, drill.text
+    failover_id = drill.json()["id"]
+
+    def stuck_at_dns() -> dict[str, Any] | None:
+        f = api(h, "GET", f"/v1/failovers/{failover_id}").json()
+        steps = {s["name"]: s for s in f.get("steps", [])}
+        dns_step = steps.get("update_dns")
+        return (
+            f if dns_step and dns_step["attempts"] >= 1 and dns_step["status"] == "failed" else None
+        )
+
+    stuck = wait_for("the saga to stop at update_dns", stuck_at_dns)
+    assert stuck["status"] == "running"
+    leader = api(h, "GET", "/v1/controller").json()["leader"]
+    kill9(h, h.controllers[leader].name)
+    h.up(["knot"])
+
+    done = wait_for(
+        "the failover to finish",
+        lambda: (
+            (f := api(h, "GET", f"/v1/failovers/{failover_id}").json())["status"]
+            in ("succeeded", "failed", "aborted")
+            and f
+        ),
+    )
+    assert done["status"] == "succeeded", done
+    assert api(h, "GET", "/v1/controller").json()["leader"] != leader
+    dns_step = next(s for s in done["steps"] if s["name"] == "update_dns")
+    assert dns_step["attempts"] >= 2
+    assert regions(h) == {"region-a": ("standby", 2), "region-b": ("primary", 2)}
+    assert knot_answer(h) == ["127.0.2.1"]
+    report = api(h, "GET", f"/v1/drills/{drill.json()['drill_id']}").json()
+    assert report["status"] == "passed"
+    assert report["report"]["rpo_seconds"] == 0
+    chat = requests.post(
+        f"{h.runtimes['region-b'].url}/v1/chat",
+        json={"message": "How do I reset my password?"},
+        timeout=30,
+    )
+    assert chat.status_code == 200  # the promoted region takes writes
+    refused = requests.post(
+        f"{h.runtimes['region-a'].url}/v1/chat", json={"message": "hello"}, timeout=30
+    )
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "region_standby"
+
+
+def test_killing_the_primary_runtime_fails_over_with_rto_in_the_drill_report(h: Harness) -> None:
+    armed = api(
+        h,
+        "POST",
+        "/v1/drills",
+        "operator",
+        json={
+            "kind": "unplanned",
+            "target": "region-a",
+            "fault": "external",
+            "reason": "kill runtime-b",
+            "objectives": {"rto_seconds": 30},
+        },
+    )
+    assert armed.status_code == 202, armed.text
+    drill_id = armed.json()["drill_id"]
+    killed_at = time.monotonic()
+    kill9(h, h.runtimes["region-b"].name)
+
+    report = wait_for(
+        "the drill to finish",
+        lambda: (
+            (d := api(h, "GET", f"/v1/drills/{drill_id}").json())["status"] in ("passed", "failed")
+            and d
+        ),
+    )
+    observed = time.monotonic() - killed_at
+    assert report["status"] == "passed", report
+    r = report["report"]
+    assert 0 < r["rto_seconds"] <= observed  # measured from the first failed probe
+    assert r["detection_seconds"] >= 2  # three 1 s rounds at a quorum of vantage points
+    assert knot_answer(h) == ["127.0.1.1"]
+    assert regions(h) == {"region-a": ("primary", 3), "region-b": ("fenced", 3)}
+    print(f"\nkill → drill finished in {observed:.2f} s; report {r}")
+
+
+def test_bad_intents_are_refused_with_4xx(h: Harness) -> None:
+    cases = [
+        ({"target": "region-a", "reason": "again"}, 409, "target_is_primary"),
+        ({"target": "region-b", "reason": "back"}, 409, "target_not_standby"),
+        ({"target": "region-z", "reason": "where"}, 422, "unknown_region"),
+        ({"target": "region-b"}, 422, "validation_failed"),
+    ]
+    for body, status, code in cases:
+        resp = api(h, "POST", "/v1/failovers", "operator", json=body)
+        assert (resp.status_code, resp.json()["code"]) == (status, code), resp.text
+    assert api(h, "POST", "/v1/failovers", "viewer", json=cases[0][0]).status_code == 403
