@@ -131,8 +131,16 @@ class FailoverSpec(_Frozen):
     max_generations_behind: Annotated[int, Field(ge=0)] = 1
     # A gate whose figure is not known yet (no CDC/snapshot reporting): block or allow.
     unknown_gates: Literal["block", "allow"] = "allow"
-    step_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
-    lease_ttl_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    step_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    lease_ttl_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+
+    @model_validator(mode="after")
+    def _steps_fit_in_a_lease(self) -> FailoverSpec:
+        # The leader renews its lease before each step; a step outliving the lease could
+        # overlap with the next leader's attempt at the same step.
+        if self.step_timeout_seconds >= self.lease_ttl_seconds:
+            raise ValueError("step_timeout_seconds must be shorter than lease_ttl_seconds")
+        return self
 
 
 class Topology(_Frozen):

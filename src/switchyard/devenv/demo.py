@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import requests
 
@@ -17,7 +18,8 @@ def run_demo(h: Harness) -> int:
     print("== starting the local infrastructure (reusing what already runs)")
     for r in h.up():
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
-    write_topology(h, h.api.topology_path)
+    # Probes every 2 s so the demo sees the loop decide within seconds (production: 10 s).
+    write_topology(h, h.api.topology_path, interval_seconds=2.0)
     # The same settings path the API process takes: AppRole login, secrets from Vault.
     core = build_core(load_settings(h.api.settings_env()), Redactor())
     added = prepare_store(core)
@@ -53,6 +55,7 @@ def run_demo(h: Harness) -> int:
     print(f"   {denied.status_code} {json.dumps(denied.json())}")
 
     _dialog_tour(h)
+    _failover_tour(h)
 
     print("\n== where everything is")
     for s in h.status():
@@ -62,6 +65,40 @@ def run_demo(h: Harness) -> int:
     print("   tokens: `switchyard dev token viewer|operator|admin` (local harness only)")
     print("   stop everything: make down")
     return 0
+
+
+def _failover_tour(h: Harness) -> None:
+    print("\n== starting the three controllers (one per vantage point)")
+    for r in h.up([c.name for c in h.controllers.values()]):
+        print(f"   {r.name:<18} {r.action:<16} {r.seconds:5.2f}s")
+    api = h.api.url
+    viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
+    operator = {"Authorization": f"Bearer {h.creds.api_tokens['operator']}"}
+    status: dict[str, object] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = requests.get(f"{api}/v1/controller", headers=viewer, timeout=5).json()
+        if status.get("code") not in ("", "health_unknown"):
+            break
+        time.sleep(0.5)
+    print(f"== GET /v1/controller: {status.get('code')} (leader {status.get('leader')})")
+    print(f"   {status.get('reason')}")
+    body = {"target": "region-b", "reason": "demo: rehearse a failover", "dry_run": True}
+    accepted = requests.post(f"{api}/v1/failovers", headers=operator, json=body, timeout=5)
+    print(f"== POST /v1/failovers (dry run) → {accepted.status_code} {accepted.json()}")
+    href = accepted.json().get("href", "")
+    record: dict[str, object] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record = requests.get(f"{api}{href}", headers=viewer, timeout=5).json()
+        if record.get("status") in ("succeeded", "failed", "aborted", "rejected"):
+            break
+        time.sleep(0.5)
+    print(f"== GET {href}: {record.get('status')}")
+    steps: list[dict[str, str]] = record.get("steps", [])  # type: ignore[assignment]
+    for step in steps:
+        print(f"   {step['name']:<16} {step['status']:<9} {step['reason']}")
+    print("   a real one: the same POST without dry_run, or a drill: runbooks/README.md")
 
 
 def _dialog_tour(h: Harness) -> None:
