@@ -350,7 +350,7 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
     from switchyard.adapters.control_postgres import PostgresControlStore
     from switchyard.adapters.dns_registry import build_dns_provider
     from switchyard.adapters.lease_postgres import PostgresLeaseStore
-    from switchyard.adapters.probes import HttpProbe
+    from switchyard.adapters.probes import ReadinessProbe
     from switchyard.adapters.regions_postgres import PostgresRegionDatabases
     from switchyard.controller.loop import ControllerParts
     from switchyard.controller.probing import probes_for_region
