@@ -371,12 +371,8 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
     health = []
     readiness = []
     for spec in topology.regions:
-        dsn = Secret(
-            stores[spec.name].url.reveal().replace("postgresql+psycopg://", "postgresql://")
-        )
-        health += probes_for_region(spec, topology.probes, clients, dsn)
-        ready_url = str(spec.runtime_url).rstrip("/") + "/readyz"
-        readiness.append(HttpProbe(spec.name, ready_url, clients=clients))
+        health += probes_for_region(spec, topology.probes, clients, stores[spec.name].url)
+        readiness.append(ReadinessProbe(spec.name, str(spec.runtime_url), clients=clients))
     metrics = ControllerMetrics.create()
     control = PostgresControlStore(core.engine)
     leases = PostgresLeaseStore(core.engine)
