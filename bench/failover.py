@@ -20,32 +20,20 @@ import statistics
 import time
 from pathlib import Path
 
-import dns.message
-import dns.query
-import dns.rdatatype
 from sqlalchemy import text
 
-from switchyard.bootstrap import build_core, build_region_store, prepare_region_store, prepare_store
 from switchyard.db.engine import make_engine
-from switchyard.devenv.dns import RECORD, REGION_ADDRESSES, ZONE
+from switchyard.devenv.dns import REGION_ADDRESSES, record_answer
 from switchyard.devenv.harness import Harness
-from switchyard.devenv.layout import HOST, DevLayout, DevPorts
 from switchyard.devenv.process import http_ok
-from switchyard.devenv.topology_file import write_topology
-from switchyard.observability.logging import Redactor
-from switchyard.settings import load_settings
+from switchyard.devenv.stacks import FAILOVER_SERVERS, private_harness, start_failover_stack
 
-SERVERS = ["pg-control", "pg-region-a", "pg-region-b", "knot", "pdns", "vault"]
 OTHER = {"region-a": "region-b", "region-b": "region-a"}
 
 
 def knot_answer(h: Harness) -> str | None:
-    query = dns.message.make_query(f"{RECORD}.{ZONE}", dns.rdatatype.A)
-    try:
-        response = dns.query.udp(query, HOST, port=h.knot.port, timeout=0.5)
-    except Exception:
-        return None
-    return next((rr.address for rrset in response.answer for rr in rrset), None)
+    answer = record_answer(h.knot.port)
+    return answer[0] if answer else None
 
 
 def pid_of(h: Harness, name: str) -> int:
@@ -63,26 +51,6 @@ def wait(what: str, check: object, timeout: float) -> None:
 
 def until_answer(h: Harness, address: str, timeout: float) -> None:
     wait(f"Knot to answer {address}", lambda: knot_answer(h) == address, timeout)
-
-
-def start(h: Harness) -> None:
-    h.up(SERVERS)
-    write_topology(
-        h,
-        h.api.topology_path,
-        interval_seconds=1.0,
-        timeout_seconds=0.5,
-        failover={"cooldown_seconds": 0, "lease_ttl_seconds": 4, "step_timeout_seconds": 2},
-    )
-    core = build_core(load_settings(h.api.settings_env()), Redactor())
-    prepare_store(core)
-    core.engine.dispose()
-    for region, runtime in h.runtimes.items():
-        store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
-        prepare_region_store(store)
-        store.engine.dispose()
-    h.up([r.name for r in h.runtimes.values()])
-    h.up([c.name for c in h.controllers.values()])
 
 
 def rejoin_as_standby(h: Harness, region: str) -> None:
@@ -143,22 +111,16 @@ def main() -> None:
     parser.add_argument("--flap-rounds", type=int, default=40)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix="switchyard-bench-failover-"))
-    root.chmod(0o755)
-    h = Harness(DevLayout(root, DevPorts(int(os.environ.get("BENCH_PORT_BASE", "27400")))))
-    try:
-        print("== starting a private harness (servers, both runtimes, three controllers)")
-        start(h)
+    port_base = int(os.environ.get("BENCH_PORT_BASE", "27400"))
+    with private_harness("bench-failover", FAILOVER_SERVERS, port_base) as h:
+        print("== started a private harness; now both runtimes and three controllers")
+        start_failover_stack(h)
         print(f"== {args.trials} trials: kill the primary's runtime, time until Knot answers")
         seconds = trials(h, args.trials)
         print(
             f"== flapping: the primary's runtime stopped every other second, {args.flap_rounds} s"
         )
         false_failovers = flapping(h, args.flap_rounds)
-    finally:
-        h.down()
     result = {
         "trials": len(seconds),
         "p50_seconds": round(statistics.median(seconds), 3),

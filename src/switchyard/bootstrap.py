@@ -418,6 +418,4 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             metrics=metrics,
         )
     )
-    return ControllerProcess(
-        controller, metrics, clients, [checks.close, regions.dispose, core.engine.dispose]
-    )
+    return ControllerProcess(controller, metrics, clients, [regions.dispose, core.engine.dispose])

@@ -16,51 +16,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
 import requests
 
 from support.harness import private_harness
-from switchyard.bootstrap import build_core, build_region_store, prepare_region_store, prepare_store
-from switchyard.devenv.dns import RECORD, ZONE
+from switchyard.devenv.dns import record_answer
 from switchyard.devenv.harness import Harness
-from switchyard.devenv.layout import HOST
-from switchyard.devenv.topology_file import write_topology
-from switchyard.observability.logging import Redactor
-from switchyard.settings import load_settings
-
-SERVERS = ["pg-control", "pg-region-a", "pg-region-b", "knot", "pdns", "vault"]
-NAME = f"{RECORD}.{ZONE}"
+from switchyard.devenv.stacks import FAILOVER_SERVERS, start_failover_stack
 
 
 @pytest.fixture(scope="module")
 def h() -> Iterator[Harness]:
-    with private_harness("failover-e2e", SERVERS) as harness:
-        write_topology(
-            harness,
-            harness.api.topology_path,
-            interval_seconds=1.0,
-            timeout_seconds=0.5,
-            failover={"cooldown_seconds": 0, "lease_ttl_seconds": 4, "step_timeout_seconds": 2},
-        )
-        core = build_core(load_settings(harness.api.settings_env()), Redactor())
-        prepare_store(core)
-        core.engine.dispose()
-        for region, runtime in harness.runtimes.items():
-            store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
-            prepare_region_store(store)
-            store.engine.dispose()
-        harness.up(["api", *(r.name for r in harness.runtimes.values())])
-        harness.up([c.name for c in harness.controllers.values()])
+    with private_harness("failover-e2e", FAILOVER_SERVERS) as harness:
+        start_failover_stack(harness)
         yield harness
 
 
-def knot_answer(h: Harness) -> list[str]:
-    query = dns.message.make_query(NAME, dns.rdatatype.A)
-    response = dns.query.udp(query, HOST, port=h.knot.port, timeout=1)
-    return sorted(rr.address for rrset in response.answer for rr in rrset)
+def knot_answer(h: Harness) -> list[str] | None:
+    return record_answer(h.knot.port)
 
 
 def api(h: Harness, method: str, path: str, role: str = "viewer", **kw: Any) -> requests.Response:

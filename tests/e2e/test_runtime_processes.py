@@ -12,12 +12,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from switchyard.bootstrap import build_region_store, prepare_region_store
 from switchyard.devenv.harness import Harness
 from switchyard.devenv.layout import repo_root
+from switchyard.devenv.stacks import prepare_stores
 from switchyard.devenv.topology_file import write_topology
-from switchyard.observability.logging import Redactor
-from switchyard.settings import load_settings
 
 QUESTION = "How do I connect to the VPN from home?"
 
@@ -26,12 +24,7 @@ QUESTION = "How do I connect to the VPN from home?"
 def runtimes(harness: Harness) -> Iterator[Harness]:
     """Both runtimes running (started here unless a demo already runs them)."""
     write_topology(harness, harness.api.topology_path)
-    for region, runtime in harness.runtimes.items():
-        store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
-        try:
-            prepare_region_store(store)
-        finally:
-            store.engine.dispose()
+    prepare_stores(harness)
     names = [r.name for r in harness.runtimes.values()]
     results = harness.up(names)
     yield harness

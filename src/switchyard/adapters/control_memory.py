@@ -42,6 +42,7 @@ from switchyard.domain.health import Observation
 from switchyard.domain.region import Region, RegionRole
 from switchyard.domain.saga import (
     FINISHED,
+    DrillRecord,
     FailoverRecord,
     FailoverState,
     Step,
@@ -49,7 +50,7 @@ from switchyard.domain.saga import (
     StepStatus,
 )
 from switchyard.errors import ConflictError, FencingError, NotFoundError, TransientError
-from switchyard.ports.control import DrillRecord, LoopStatus
+from switchyard.ports.control import LoopStatus
 
 
 class InMemoryControlStore:

@@ -34,9 +34,9 @@ from switchyard.domain.failover import (
 )
 from switchyard.domain.health import Observation
 from switchyard.domain.region import Region, RegionRole
-from switchyard.domain.saga import FailoverRecord, FailoverState, StepStatus
+from switchyard.domain.saga import DrillRecord, FailoverRecord, FailoverState, StepStatus
 from switchyard.errors import TransientError
-from switchyard.ports.control import DrillRecord, LoopStatus
+from switchyard.ports.control import LoopStatus
 
 
 class PostgresControlStore:

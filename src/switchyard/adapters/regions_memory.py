@@ -11,9 +11,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from switchyard.db.region_state import RegionState
+from switchyard.domain.probe import ProbeKind, ProbeResult
 from switchyard.domain.region import RegionRole
 from switchyard.errors import FencingError, TransientError
-from switchyard.ports.regions import CheckResult, ReplicationGap
+from switchyard.ports.regions import ReplicationGap
 
 
 class InMemoryRegionDatabases:
@@ -62,14 +63,16 @@ class InMemoryRegionChecks:
         self._databases = databases
         self.broken: set[str] = set()
 
-    def readiness(self, region: str) -> CheckResult:
-        if region in self.broken:
-            return CheckResult(False, f"{region} runtime does not answer", "connect_refused")
-        state = self._databases.states.get(region)
-        role = state.role.value if state else None
-        return CheckResult(True, f"{region} ready", role=role, epoch=state.epoch if state else None)
+    def readiness(self, region: str) -> ProbeResult:
+        return self._check(region, ProbeKind.HTTP, f"{region} ready")
 
-    def canary(self, region: str, address: str) -> CheckResult:
+    def canary(self, region: str, address: str) -> ProbeResult:
+        return self._check(region, ProbeKind.CANARY, f"{region} at {address} cited the document")
+
+    def _check(self, region: str, kind: ProbeKind, good: str) -> ProbeResult:
+        state = self._databases.states.get(region)
+        role, epoch = (state.role.value, state.epoch) if state else (None, None)
         if region in self.broken:
-            return CheckResult(False, f"{region} runtime does not answer", "connect_refused")
-        return CheckResult(True, f"{region} at {address} cited the expected document")
+            reason = f"{region} runtime does not answer"
+            return ProbeResult(region, kind, False, 0.0, "connect_refused", reason, role, epoch)
+        return ProbeResult(region, kind, True, 0.0, "ok", good, role, epoch)

@@ -31,7 +31,7 @@ from switchyard.domain.health import READINESS, Observation, failure_onset
 from switchyard.domain.lease import Lease
 from switchyard.domain.probe import ProbeResult
 from switchyard.domain.region import RegionRole
-from switchyard.domain.report import drill_report
+from switchyard.domain.report import drill_report, fault_search_start
 from switchyard.domain.saga import FailoverRecord, FailoverState, steps_for
 from switchyard.errors import FencingError, TransientError
 from switchyard.observability.logging import log_event
@@ -213,21 +213,14 @@ class Controller:
 
     def _finish(self, record: FailoverRecord, token: int) -> FailoverRecord:
         p = self._p
-        fault_at = None
-        objectives = None
-        if record.drill_id is not None:
-            drill = p.store.drill(record.drill_id)
-            objectives = drill.objectives
-            if drill.fault == "external":
-                fault_at = failure_onset(
-                    p.store.observations_since(drill.created_at), record.source, record.started_at
-                )
-        elif record.trigger.value == "automatic":
-            fault_at = failure_onset(
-                p.store.observations_since(record.started_at - p.settings.window),
-                record.source,
-                record.started_at,
-            )
+        drill = p.store.drill(record.drill_id) if record.drill_id is not None else None
+        since = fault_search_start(record, drill, p.settings.window)
+        fault_at = (
+            None
+            if since is None
+            else failure_onset(p.store.observations_since(since), record.source, record.started_at)
+        )
+        objectives = drill.objectives if drill is not None else None
         done = FailoverState.SUCCEEDED
         return p.store.finish_failover(
             record.id,

@@ -47,8 +47,9 @@ from switchyard.domain.failover import (
     check_target,
 )
 from switchyard.domain.health import Observation
+from switchyard.domain.saga import DrillRecord
 from switchyard.errors import ConflictError, FencingError, NotFoundError
-from switchyard.ports.control import DrillRecord, LoopStatus
+from switchyard.ports.control import LoopStatus
 
 LOOP = "loop"
 # Arbitrary but fixed: every submitter and leader must contend for the same key.

@@ -7,11 +7,9 @@ import time
 
 import requests
 
-from switchyard.bootstrap import build_core, build_region_store, prepare_region_store, prepare_store
 from switchyard.devenv.harness import Harness
+from switchyard.devenv.stacks import prepare_stores
 from switchyard.devenv.topology_file import write_topology
-from switchyard.observability.logging import Redactor
-from switchyard.settings import load_settings
 
 
 def run_demo(h: Harness) -> int:
@@ -20,19 +18,14 @@ def run_demo(h: Harness) -> int:
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
     # Probes every 2 s so the demo sees the loop decide within seconds (production: 10 s).
     write_topology(h, h.api.topology_path, interval_seconds=2.0)
-    # The same settings path the API process takes: AppRole login, secrets from Vault.
-    core = build_core(load_settings(h.api.settings_env()), Redactor())
-    added = prepare_store(core)
-    core.engine.dispose()
+    # The same settings path the processes take: AppRole login, secrets from Vault.
+    added, states = prepare_stores(h)
     print(
         f"== control-plane store migrated; new regions recorded: "
         f"{', '.join(r.name for r in added) or 'none'}"
     )
-    for region, runtime in h.runtimes.items():
-        store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
-        state = prepare_region_store(store)
-        store.engine.dispose()
-        print(f"== {region} store migrated; role {state.role.value}, epoch {state.epoch}")
+    for state in states:
+        print(f"== {state.region} store migrated; role {state.role.value}, epoch {state.epoch}")
     print("== starting the API and both regions' dialog runtimes (first start embeds the corpus)")
     for r in h.up(["api", *(rt.name for rt in h.runtimes.values())]):
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")

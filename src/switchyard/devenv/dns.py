@@ -40,6 +40,17 @@ def soa_answers(port: int) -> bool:
     return bool(response.answer) and bool(response.flags & dns.flags.AA)
 
 
+def record_answer(port: int, name: str = f"{RECORD}.{ZONE}") -> list[str] | None:
+    """The A addresses a DNS server on loopback answers for ``name`` (sorted); None when it
+    does not answer."""
+    query = dns.message.make_query(name, dns.rdatatype.A)
+    try:
+        response = dns.query.udp(query, HOST, port=port, timeout=0.5)
+    except (dns.exception.DNSException, OSError):
+        return None
+    return sorted(rr.address for rrset in response.answer for rr in rrset)
+
+
 def _own(path: Path) -> None:
     """Hand a folder to the unprivileged user the server runs as."""
     if os.geteuid() == 0:

@@ -275,6 +275,18 @@ def _take_intent(view: View, intent: Intent, fences: tuple[Action, ...]) -> Deci
     )
 
 
+# What a primary that is not (yet) unhealthy means: no action, a state, a code, a sentence.
+_NOT_DOWN = {
+    Health.HEALTHY: (LoopState.STEADY, Code.HEALTHY, "primary {} is healthy: {}"),
+    Health.UNKNOWN: (
+        LoopState.STEADY,
+        Code.HEALTH_UNKNOWN,
+        "health of primary {} is unknown, so nothing moves: {}",
+    ),
+    Health.SUSPECT: (LoopState.SUSPECT, Code.SUSPECT, "primary {} is suspect, no quorum: {}"),
+}
+
+
 def _watch_primary(view: View, policy: Policy, fences: tuple[Action, ...]) -> Decision:
     primary = view.primary()
     if primary is None:
@@ -285,27 +297,9 @@ def _watch_primary(view: View, policy: Policy, fences: tuple[Action, ...]) -> De
             Code.NO_PRIMARY,
         )
     health = primary.health
-    if health.status is Health.HEALTHY:
-        return Decision(
-            LoopState.STEADY,
-            fences,
-            f"primary {primary.name} is healthy: {health.reason}",
-            Code.HEALTHY,
-        )
-    if health.status is Health.UNKNOWN:
-        return Decision(
-            LoopState.STEADY,
-            fences,
-            f"health of primary {primary.name} is unknown, so nothing moves: {health.reason}",
-            Code.HEALTH_UNKNOWN,
-        )
-    if health.status is Health.SUSPECT:
-        return Decision(
-            LoopState.SUSPECT,
-            fences,
-            f"primary {primary.name} is suspect, no quorum: {health.reason}",
-            Code.SUSPECT,
-        )
+    if health.status in _NOT_DOWN:
+        state, code, sentence = _NOT_DOWN[health.status]
+        return Decision(state, fences, sentence.format(primary.name, health.reason), code)
     down = f"primary {primary.name} is unhealthy ({health.reason})"
 
     def blocked(code: Code, why: str, gates: tuple[str, ...] = ()) -> Decision:

@@ -79,29 +79,45 @@ def quorum_size(vantages: int, quorum: str) -> int:
     return vantages if quorum == "all" else vantages // 2 + 1
 
 
+Rounds = dict[tuple[str, str], list[tuple[datetime, list[Observation]]]]
+
+
+def _rounds(observations: Iterable[Observation]) -> Rounds:
+    """Health observations grouped per (vantage, region) into rounds by ``at``, newest first."""
+    grouped: dict[tuple[str, str], dict[datetime, list[Observation]]] = {}
+    for o in observations:
+        if o.kind != READINESS:
+            grouped.setdefault((o.vantage, o.region), {}).setdefault(o.at, []).append(o)
+    return {
+        key: sorted(by_time.items(), key=lambda item: item[0], reverse=True)
+        for key, by_time in grouped.items()
+    }
+
+
+def _failing_streak(newest_first: list[tuple[datetime, list[Observation]]]) -> list[datetime]:
+    """Times of the failed rounds from the newest back to the first good one (newest first);
+    a round failed when any of its probes failed."""
+    streak = []
+    for at, probes in newest_first:
+        if all(p.ok for p in probes):
+            break
+        streak.append(at)
+    return streak
+
+
 def vantage_reports(observations: Iterable[Observation]) -> list[VantageReport]:
     """Fold probe results into one report per (vantage, region).
 
     Rounds are grouped by ``at``; a round failed when any non-readiness probe in it failed.
     ``consecutive_failures`` counts failed rounds from the newest back to the first good one.
     """
-    rounds: dict[tuple[str, str], dict[datetime, list[Observation]]] = {}
-    for o in observations:
-        if o.kind == READINESS:
-            continue
-        rounds.setdefault((o.vantage, o.region), {}).setdefault(o.at, []).append(o)
     reports = []
-    for (vantage, region), by_time in rounds.items():
-        newest_first = sorted(by_time.items(), key=lambda item: item[0], reverse=True)
-        failures = 0
-        for _, probes in newest_first:
-            if all(p.ok for p in probes):
-                break
-            failures += 1
+    for (vantage, region), newest_first in _rounds(observations).items():
         last_at, last = newest_first[0]
         failed = [p for p in last if not p.ok]
         code = failed[0].code if failed else "ok"
         reason = "; ".join(f"{p.kind}: {p.reason}" for p in failed) if failed else "all probes ok"
+        failures = len(_failing_streak(newest_first))
         reports.append(VantageReport(vantage, region, last_at, failures, code, reason))
     return sorted(reports, key=lambda r: (r.region, r.vantage))
 
@@ -159,20 +175,8 @@ def failure_onset(
     For each vantage, walk its rounds back from ``before`` while they fail; the onset is the
     earliest failed round of any such streak. None when no vantage saw it failing.
     """
-    mine = [
-        o for o in observations if o.region == region and o.kind != READINESS and o.at <= before
+    mine = (o for o in observations if o.region == region and o.at <= before)
+    onsets = [
+        streak[-1] for rounds in _rounds(mine).values() if (streak := _failing_streak(rounds))
     ]
-    by_vantage: dict[str, dict[datetime, bool]] = {}
-    for o in mine:
-        rounds = by_vantage.setdefault(o.vantage, {})
-        rounds[o.at] = rounds.get(o.at, True) and o.ok
-    onsets = []
-    for rounds in by_vantage.values():
-        onset = None
-        for at, ok in sorted(rounds.items(), reverse=True):
-            if ok:
-                break
-            onset = at
-        if onset is not None:
-            onsets.append(onset)
     return min(onsets) if onsets else None

@@ -14,10 +14,23 @@ not hold (0 when it holds all of them); unknown when the source could not be rea
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from switchyard.domain.audit import JsonObject, JsonValue
-from switchyard.domain.saga import FailoverRecord, FailoverState, Step
+from switchyard.domain.failover import Trigger
+from switchyard.domain.saga import DrillRecord, FailoverRecord, FailoverState, Step
+
+
+def fault_search_start(
+    record: FailoverRecord, drill: DrillRecord | None, window: timedelta
+) -> datetime | None:
+    """From when to look for the failure onset that caused ``record``; None when the fault is
+    the failover's own start (manual failovers, drills whose loop fences the primary)."""
+    if drill is not None:
+        return drill.created_at if drill.fault == "external" else None
+    if record.trigger is Trigger.AUTOMATIC:
+        return record.started_at - window
+    return None
 
 
 def timeline(record: FailoverRecord, fault_at: datetime | None) -> dict[str, JsonValue]:

@@ -122,3 +122,17 @@ class StepOutcome:
     reason: str
     code: str = "ok"
     detail: JsonObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRecord:
+    id: UUID
+    kind: DrillKind
+    fault: str  # "fence" | "external"
+    target: str
+    status: str  # scheduled | running | passed | failed | aborted
+    objectives: JsonObject | None
+    created_at: datetime
+    failover_id: UUID | None = None
+    report: JsonObject | None = None
+    finished_at: datetime | None = None

@@ -26,7 +26,6 @@ from uuid import UUID
 from switchyard.domain.audit import JsonObject
 from switchyard.domain.failover import (
     Decision,
-    DrillKind,
     Intent,
     IntentRequest,
     LoopState,
@@ -36,7 +35,7 @@ from switchyard.domain.failover import (
 )
 from switchyard.domain.health import Observation
 from switchyard.domain.region import Region, RegionRole
-from switchyard.domain.saga import FailoverRecord, FailoverState, StepStatus
+from switchyard.domain.saga import DrillRecord, FailoverRecord, FailoverState, StepStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +46,6 @@ class LoopStatus:
     decided_at: datetime | None
     holder: str | None
     fencing_token: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DrillRecord:
-    id: UUID
-    kind: DrillKind
-    fault: str  # "fence" | "external"
-    target: str
-    status: str  # scheduled | running | passed | failed | aborted
-    objectives: JsonObject | None
-    created_at: datetime
-    failover_id: UUID | None = None
-    report: JsonObject | None = None
-    finished_at: datetime | None = None
 
 
 class ControlStore(Protocol):

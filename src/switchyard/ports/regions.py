@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from switchyard.db.region_state import RegionState
+from switchyard.domain.probe import ProbeResult
 from switchyard.domain.region import RegionRole
 
 
@@ -21,15 +22,6 @@ class ReplicationGap:
 
     missing: int
     oldest_missing_at: datetime | None  # None when nothing is missing
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    ok: bool
-    reason: str
-    code: str = "ok"
-    role: str | None = None
-    epoch: int | None = None
 
 
 class RegionDatabases(Protocol):
@@ -49,13 +41,13 @@ class RegionDatabases(Protocol):
 
 
 class RegionChecks(Protocol):
-    """Live checks of a region's runtime; never raise, always a result."""
+    """Live checks of a region's runtime, as probe results; never raise."""
 
-    def readiness(self, region: str) -> CheckResult:
+    def readiness(self, region: str) -> ProbeResult:
         """The runtime's ``/readyz``."""
         ...
 
-    def canary(self, region: str, address: str) -> CheckResult:
+    def canary(self, region: str, address: str) -> ProbeResult:
         """The golden question asked at ``address`` (what the GSLB answers), on the region's
         runtime port: ok only when the expected document is cited."""
         ...

@@ -23,9 +23,9 @@ from switchyard.api.schemas import (
 )
 from switchyard.domain.audit import JsonObject, thaw_json
 from switchyard.domain.failover import DrillKind, IntentRequest
-from switchyard.domain.saga import FailoverRecord
+from switchyard.domain.saga import DrillRecord, FailoverRecord
 from switchyard.errors import ConflictError, NotFoundError
-from switchyard.ports.control import ControlStore, DrillRecord
+from switchyard.ports.control import ControlStore
 
 router = APIRouter(tags=["failovers"])
 
