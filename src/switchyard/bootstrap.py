@@ -46,7 +46,13 @@ from switchyard.domain.region import Region, initial_epoch
 from switchyard.domain.secrets import Secret, SecretValue
 from switchyard.errors import ConfigError, TransientError
 from switchyard.observability.logging import Redactor, log_event
-from switchyard.observability.metrics import ApiMetrics, ControllerMetrics, DialogMetrics
+from switchyard.observability.metrics import (
+    ApiMetrics,
+    CdcMetrics,
+    ControllerMetrics,
+    DialogMetrics,
+    ReplicationGauges,
+)
 from switchyard.ports.credentials import CredentialLeases
 from switchyard.ports.secrets import SecretStore
 from switchyard.settings import Settings
@@ -115,13 +121,24 @@ def build_api_context(core: Core) -> ApiContext:
     table = TokenTable.from_secret(f"vault:{core.settings.api_tokens_secret}", tokens.data)
     from switchyard.adapters.control_postgres import PostgresControlStore
 
+    from switchyard.adapters.replication_postgres import PostgresReplicationMonitor
+
+    metrics = ApiMetrics.create(__version__)
     return ApiContext(
         engine=core.engine,
         tokens=table,
-        metrics=ApiMetrics.create(__version__),
+        metrics=metrics,
         expected_revision=migrate.head_revision(),
         control=PostgresControlStore(core.engine),
+        replication=PostgresReplicationMonitor(_region_engines(core)),
+        replication_gauges=ReplicationGauges.create(metrics.registry),
     )
+
+
+def _region_engines(core: Core) -> dict[str, Engine]:
+    """An engine per region with the control plane's static credentials for its database
+    (read lazily: nothing connects until used)."""
+    return {r.name: _region_store(r, core.secrets).engine for r in core.topology.regions}
 
 
 def prepare_store(core: Core) -> list[Region]:
@@ -352,6 +369,7 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
     from switchyard.adapters.lease_postgres import PostgresLeaseStore
     from switchyard.adapters.probes import ReadinessProbe
     from switchyard.adapters.regions_postgres import PostgresRegionDatabases
+    from switchyard.adapters.replication_postgres import PostgresReplicationMonitor
     from switchyard.controller.loop import ControllerParts
     from switchyard.controller.probing import probes_for_region
     from switchyard.controller.saga import Gslb, SagaParts, SagaRunner
@@ -377,6 +395,7 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
     control = PostgresControlStore(core.engine)
     leases = PostgresLeaseStore(core.engine)
     regions = PostgresRegionDatabases({name: s.engine for name, s in stores.items()})
+    replication = PostgresReplicationMonitor({name: s.engine for name, s in stores.items()})
     checks = HttpRegionChecks(
         {r.name: r for r in topology.regions}, topology.probes.canary, loop.probe_timeout_seconds
     )
@@ -402,6 +421,7 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             step_timeout_seconds=loop.step_timeout_seconds,
             lease_ttl_seconds=loop.lease_ttl_seconds,
             on_step=metrics.step_done,
+            replication=replication,
         )
     )
     controller = Controller(
@@ -416,6 +436,117 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             clock=clock,
             settings=loop,
             metrics=metrics,
+            replication=replication,
         )
     )
     return ControllerProcess(controller, metrics, clients, [regions.dispose, core.engine.dispose])
+
+
+# -- change data capture -----------------------------------------------------------------------
+
+
+@dataclass
+class CdcProcess:
+    """A CDC source or sink ready to run, its metrics, and what to close when it stops."""
+
+    run: Callable[[Callable[[], bool]], None]
+    metrics: CdcMetrics
+    closers: list[Callable[[], None]]
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def cdc_topic(topology: Topology, region: str) -> str:
+    return f"{topology.kafka.topic_prefix}.cdc.{region}"
+
+
+def _libpq(url: Secret) -> Secret:
+    """A SQLAlchemy URL as a libpq connection URI (psycopg's driver suffix dropped)."""
+    return Secret(url.reveal().replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+def cdc_database_urls(settings: Settings, regions: tuple[str, ...], redactor: Redactor) -> dict[str, Secret]:
+    """libpq URIs (static credentials from Vault) of ``regions``' databases."""
+    secrets = build_secret_store(settings, redactor)
+    urls = {}
+    for name in regions:
+        store = _region_store(region_spec(settings, name), secrets)
+        store.engine.dispose()
+        urls[name] = _libpq(store.url)
+    return urls
+
+
+def build_cdc_source(settings: Settings, region: str, redactor: Redactor) -> CdcProcess:
+    """``switchyard cdc source --region NAME``: the region's slot → its topic."""
+    from switchyard.adapters.events_kafka import KafkaPublisher, KafkaTopics
+    from switchyard.replication.source import ChangeSource, SourceSettings
+
+    topology = load_topology(settings.topology_file)
+    spec = region_spec(settings, region)
+    conninfo = cdc_database_urls(settings, (region,), redactor)[region]
+    kafka = topology.kafka.bootstrap_servers
+    metrics = CdcMetrics.create()
+    publisher = KafkaPublisher(kafka, client_id=f"switchyard-cdc-source-{region}")
+    published = metrics.published_rows.labels(source=region)
+    source = ChangeSource(
+        SourceSettings(
+            region=region,
+            conninfo=conninfo,
+            database=spec.database.name,
+            topic=cdc_topic(topology, region),
+        ),
+        publisher,
+        KafkaTopics(kafka),
+        on_published=published.inc,
+    )
+    return CdcProcess(source.run, metrics, [publisher.close])
+
+
+def build_cdc_sink(settings: Settings, region: str, redactor: Redactor) -> CdcProcess:
+    """``switchyard cdc sink --region NAME``: every other region's topic → this region's
+    database, while it is a standby."""
+    from switchyard.adapters.events_kafka import KafkaPublisher, KafkaSubscriber, KafkaTopics
+    from switchyard.replication.sink import Applied, ChangeSink, SinkSettings
+
+    topology = load_topology(settings.topology_file)
+    region_spec(settings, region)
+    conninfo = cdc_database_urls(settings, (region,), redactor)[region]
+    kafka = topology.kafka.bootstrap_servers
+    sources = {r.name: cdc_topic(topology, r.name) for r in topology.regions if r.name != region}
+    metrics = CdcMetrics.create()
+    prefix = topology.kafka.topic_prefix
+    publisher = KafkaPublisher(kafka, client_id=f"switchyard-cdc-sink-{region}")
+    group = f"{prefix}.cdc-sink.{region}"
+
+    def applied(batch: Applied) -> None:
+        # Two regions: one source. With more, the sink would report per source.
+        source = next(iter(sources))
+        labels = {"source": source, "target": region}
+        metrics.applied_rows.labels(**labels).inc(batch.rows)
+        metrics.applied_transactions.labels(**labels).inc(batch.transactions)
+        metrics.dead_letters.labels(**labels).inc(batch.parked)
+        metrics.stale_refused.labels(**labels).inc(batch.stale)
+        for commit_ms in batch.commit_ms:
+            metrics.apply_delay.labels(**labels).observe(
+                max(0.0, (batch.applied_ms - commit_ms) / 1000)
+            )
+
+    sink = ChangeSink(
+        SinkSettings(
+            region=region,
+            conninfo=conninfo,
+            topics=sources,
+            dead_letter_topic=f"{prefix}.cdc.dead-letter.{region}",
+            group_id=group,
+        ),
+        lambda: KafkaSubscriber(kafka, group_id=group, client_id=f"switchyard-cdc-sink-{region}"),
+        publisher,
+        KafkaTopics(kafka),
+        on_applied=applied,
+        on_gap=lambda source, gap: metrics.gaps.labels(
+            source=source, target=region, reason=gap.reason.value
+        ).inc(),
+    )
+    return CdcProcess(sink.run, metrics, [publisher.close])

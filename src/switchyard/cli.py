@@ -104,6 +104,56 @@ def _controller(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cdc_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from switchyard.bootstrap import build_cdc_sink, build_cdc_source
+    from switchyard.observability.logging import configure_logging
+    from switchyard.settings import load_settings
+
+    settings = load_settings()
+    redactor = configure_logging(settings.log_level, args.region)
+    build = build_cdc_source if args.cdc_command == "source" else build_cdc_sink
+    process = build(settings, args.region, redactor)
+    if settings.metrics_port is not None:
+        start_http_server(
+            settings.metrics_port, addr=settings.api_host, registry=process.metrics.registry
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        process.run(stop.is_set)
+    finally:
+        process.close()
+    return 0
+
+
+def _cdc_resync(args: argparse.Namespace) -> int:
+    from switchyard.bootstrap import cdc_database_urls
+    from switchyard.observability.logging import configure_logging
+    from switchyard.replication.resync import request_resync
+    from switchyard.settings import load_settings
+
+    settings = load_settings()
+    redactor = configure_logging(settings.log_level, args.target)
+    urls = cdc_database_urls(settings, (args.source, args.target), redactor)
+    tables = [t for t in (args.tables or "").split(",") if t]
+    request = request_resync(
+        source=args.source, source_db=urls[args.source], target_db=urls[args.target], tables=tables
+    )
+    if request.gap is not None:
+        print(f"accepted: {request.gap.sentence(args.source)}")
+    print(
+        f"re-sync {request.snapshot_id} of {', '.join(request.tables)} requested from "
+        f"{args.source}; {args.target} reports re-syncing until its last chunk is applied"
+    )
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from switchyard.dialog.evaluation import run_eval
 
@@ -136,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--vantage", required=True, help="a vantage point from the topology file")
     ctl.add_argument("--once", action="store_true", help="run one cycle and print its decision")
     ctl.set_defaults(handler=_controller)
+    cdc = sub.add_parser("cdc", help="change data capture between regions through Kafka")
+    cdc_sub = cdc.add_subparsers(dest="cdc_command", required=True)
+    src = cdc_sub.add_parser("source", help="stream a region's changes to its topic")
+    src.add_argument("--region", required=True, help="a region name from the topology file")
+    src.set_defaults(handler=_cdc_run)
+    snk = cdc_sub.add_parser(
+        "sink", help="apply the other regions' changes to this region while it is a standby"
+    )
+    snk.add_argument("--region", required=True, help="a region name from the topology file")
+    snk.set_defaults(handler=_cdc_run)
+    rs = cdc_sub.add_parser(
+        "resync",
+        help="accept a gap and re-sync the target from the source by an incremental snapshot",
+    )
+    rs.add_argument("--source", required=True, help="the region whose changes are missing")
+    rs.add_argument("--target", required=True, help="the standby to re-sync")
+    rs.add_argument("--tables", help="comma-separated tables (default: every replicated table)")
+    rs.set_defaults(handler=_cdc_resync)
     ev = sub.add_parser(
         "eval",
         help="golden questions: recall@5, citation accuracy, latency percentiles",

@@ -8,7 +8,7 @@ from switchyard import __version__
 from switchyard.api import problems
 from switchyard.api.context import ApiContext
 from switchyard.api.middleware import install_request_metrics
-from switchyard.api.routes import events, failovers, health, regions
+from switchyard.api.routes import events, failovers, health, regions, replication
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -20,7 +20,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.tokens = ctx.tokens
     problems.install(app)
-    for router in (health.router, regions.router, events.router, failovers.router):
+    for router in (
+        health.router,
+        regions.router,
+        events.router,
+        failovers.router,
+        replication.router,
+    ):
         app.include_router(router)
     install_request_metrics(app, ctx.metrics)
     return app

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from switchyard.api.auth import TokenTable
-from switchyard.observability.metrics import ApiMetrics
+from switchyard.observability.metrics import ApiMetrics, ReplicationGauges
 from switchyard.ports.control import ControlStore
+from switchyard.ports.replication import ReplicationMonitor
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,6 @@ class ApiContext:
     # Intents, failovers and drills: each call is its own transaction (the loop uses the same
     # store, so the API and the loop cannot disagree about the rules of an intent).
     control: ControlStore
+    # Lag between regions (GET /v1/replication), and the gauges each read refreshes.
+    replication: ReplicationMonitor | None = None
+    replication_gauges: ReplicationGauges | None = None

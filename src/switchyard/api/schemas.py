@@ -172,3 +172,34 @@ class LoopOut(BaseModel):
     reason: str
     decided_at: datetime | None
     leader: str | None
+
+
+class ReplicationPairOut(BaseModel):
+    """CDC from ``source`` to ``target``. ``active``: the direction data flows now (from the
+    primary to a standby). Every figure is null while it cannot be read."""
+
+    source: str
+    target: str
+    active: bool
+    lag_bytes: int | None
+    lag_seconds: float | None
+    consumer_lag_messages: int | None
+    heartbeat_age_seconds: float | None
+    gate_lag_seconds: float | None = Field(
+        description="What the failover gate compares with max_lag_seconds "
+        "(null: unknown; a gap or re-sync reads as a very large number)"
+    )
+    slot_exists: bool | None
+    slot_active: bool | None
+    applied_lsn: int | None
+    applied_tx_seq: int | None
+    source_epoch: int | None
+    sink_status_age_seconds: float | None
+    gap: dict[str, Any] | None
+    resyncing: bool
+    dead_letters: int
+    stale_epoch_refused: int
+
+
+class ReplicationOut(BaseModel):
+    items: list[ReplicationPairOut]

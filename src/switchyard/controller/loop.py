@@ -30,7 +30,7 @@ from switchyard.domain.failover import (
 from switchyard.domain.health import READINESS, Observation, failure_onset
 from switchyard.domain.lease import Lease
 from switchyard.domain.probe import ProbeResult
-from switchyard.domain.region import RegionRole
+from switchyard.domain.region import Region, RegionRole
 from switchyard.domain.report import drill_report, fault_search_start
 from switchyard.domain.saga import FailoverRecord, FailoverState, steps_for
 from switchyard.errors import FencingError, TransientError
@@ -41,6 +41,7 @@ from switchyard.ports.control import ControlStore
 from switchyard.ports.lease import LeaseStore
 from switchyard.ports.probe import Probe
 from switchyard.ports.regions import RegionDatabases
+from switchyard.ports.replication import ReplicationMonitor
 
 _log = logging.getLogger(__name__)
 LEASE_NAME = "controller"
@@ -70,6 +71,7 @@ class ControllerParts:
     clock: Clock
     settings: LoopSettings
     metrics: ControllerMetrics | None = None
+    replication: ReplicationMonitor | None = None  # None: lag gates read "unknown"
 
 
 class Controller:
@@ -135,9 +137,10 @@ class Controller:
         status = store.loop_status()
         since = at - p.settings.window
         armed = store.armed_drill()
+        regions = store.regions()
         view = build_view(
             now=at,
-            regions=store.regions(),
+            regions=regions,
             observations=store.observations_since(since),
             rule=p.settings.rule,
             state=status.state,
@@ -145,6 +148,7 @@ class Controller:
             last_failover_at=store.last_failover_finished_at(),
             intents=store.pending_intents(),
             armed_drill=armed.id if armed else None,
+            lags=self._lags(regions),
         )
         decision = decide(view, p.settings.policy)
         token = lease.fencing_token
@@ -167,6 +171,21 @@ class Controller:
             if done is not None:
                 finished.append(done)
         return decision, tuple(finished)
+
+    def _lags(self, regions: Sequence[Region]) -> dict[str, float | None]:
+        """The gate's lag for each standby, from the primary (none without a monitor)."""
+        monitor = self._p.replication
+        primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
+        if monitor is None or primary is None:
+            return {}
+        lags: dict[str, float | None] = {}
+        for region in regions:
+            if region.role is RegionRole.STANDBY:
+                lag = monitor.lag(primary, region.name)
+                lags[region.name] = lag.gate_seconds()
+                if self._p.metrics is not None:
+                    self._p.metrics.replication(lag)
+        return lags
 
     def _execute(
         self, action: StartFailover | ResumeFailover | RejectIntent | ReassertFence, lease: Lease

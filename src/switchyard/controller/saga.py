@@ -34,6 +34,7 @@ from switchyard.ports.control import ControlStore
 from switchyard.ports.credentials import CredentialLeases
 from switchyard.ports.dns import DnsProvider
 from switchyard.ports.lease import LeaseStore
+from switchyard.ports.replication import ReplicationMonitor
 from switchyard.ports.regions import RegionChecks, RegionDatabases
 
 _log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class SagaParts:
     step_timeout_seconds: float
     lease_ttl_seconds: float
     on_step: Callable[[FailoverRecord, Step, StepOutcome, float], None] = lambda *_: None
+    # CDC lag between regions; a planned switchover waits for the target to apply everything
+    # the source wrote up to its fence. None: no CDC (the wait compares stored turns instead).
+    replication: ReplicationMonitor | None = None
 
 
 class SagaRunner:
@@ -146,7 +150,7 @@ class SagaRunner:
                 case Step.FENCE_SOURCE:
                     return self._fence(record, token)
                 case Step.WAIT_REPLICATION:
-                    return self._until(deadline, lambda: self._caught_up(record))
+                    return self._wait_replication(record, deadline)
                 case Step.PROMOTE_TARGET:
                     return self._promote(record, token)
                 case Step.UPDATE_DNS:
@@ -249,6 +253,44 @@ class SagaRunner:
         if not detail.get("database_fenced") and not detail.get("leases_revoked"):
             detail["fence_confirmed"] = False
         return StepOutcome(True, "; ".join(notes), detail=detail)
+
+    def _wait_replication(self, record: FailoverRecord, deadline: datetime) -> StepOutcome:
+        monitor = self._p.replication
+        if monitor is None:
+            return self._until(deadline, lambda: self._caught_up(record))
+        # The source is fenced: nothing it accepts from now on is a client's write, so
+        # everything up to this position is everything the target must hold.
+        fence_lsn = monitor.wal_position(record.source)
+        return self._until(deadline, lambda: self._applied_through(record, fence_lsn))
+
+    def _applied_through(self, record: FailoverRecord, fence_lsn: int) -> StepOutcome:
+        assert self._p.replication is not None
+        lag = self._p.replication.lag(record.source, record.target)
+        detail: JsonObject = {
+            "fence_lsn": fence_lsn,
+            "applied_lsn": lag.applied_lsn,
+            "lag_bytes": lag.lag_bytes,
+        }
+        if lag.gap is not None:
+            return StepOutcome(
+                False,
+                f"a gap in the changes from {record.source} is open ({lag.gap.get('reason')})",
+                "replication_gap",
+                detail,
+            )
+        if lag.applied_lsn is None or lag.applied_lsn < fence_lsn:
+            return StepOutcome(
+                False,
+                f"{record.target} has applied {record.source}'s changes up to "
+                f"{lag.applied_lsn or 0}, not yet {fence_lsn}",
+                "lagging",
+                detail,
+            )
+        return StepOutcome(
+            True,
+            f"{record.target} applied every change of {record.source} up to its fence",
+            detail=detail,
+        )
 
     def _caught_up(self, record: FailoverRecord) -> StepOutcome:
         gap = self._p.regions.unreplicated(record.source, record.target)

@@ -5,7 +5,7 @@ Also turns the topology's probe and failover sections into the loop's settings, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -74,7 +74,9 @@ def build_view(
     last_failover_at: datetime | None,
     intents: Sequence[Intent],
     armed_drill: UUID | None,
+    lags: Mapping[str, float | None] | None = None,
 ) -> View:
+    """``lags``: per standby, the CDC lag from the primary the gate compares (None: unknown)."""
     reports = vantage_reports(observations)
     views = []
     for region in regions:
@@ -92,6 +94,7 @@ def build_view(
                 ready_reason="" if readiness is None else readiness.reason,
                 observed_role=None if with_role is None else with_role.role,
                 observed_epoch=None if with_role is None else with_role.epoch,
+                lag_seconds=(lags or {}).get(region.name),
             )
         )
     step = running.next_step() if running is not None else None

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
+    false,
     func,
     text,
 )
@@ -104,4 +107,57 @@ documents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("size_bytes >= 0", name="size_non_negative"),
     CheckConstraint("epoch >= 0", name="epoch_non_negative"),
+)
+
+# -- change data capture (migrations/region/versions/0002_cdc.py) -----------------------------
+
+# The publication the CDC source reads. ``region_state`` and ``cdc_signals`` are in it for the
+# source's own use (epoch changes and snapshot watermarks arrive in WAL order); only
+# REPLICATED_TABLES are forwarded to Kafka.
+PUBLICATION = "switchyard_cdc"
+REPLICATED_TABLES = ("dialog_sessions", "dialog_turns", "documents")
+
+cdc_source_positions = Table(
+    "cdc_source_positions",
+    metadata,
+    Column("slot", Text, primary_key=True),
+    Column("stream_id", UUID(as_uuid=True), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("confirmed_lsn", BigInteger, nullable=False),
+    Column("tx_seq", BigInteger, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("snapshot", JSONB, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("tx_seq >= 0", name="tx_seq_non_negative"),
+)
+
+cdc_signals = Table(
+    "cdc_signals",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(one_of("kind", ("watermark_low", "watermark_high", "snapshot")), name="kind"),
+)
+
+cdc_applied = Table(
+    "cdc_applied",
+    metadata,
+    Column("source_region", Text, primary_key=True),
+    Column("stream_id", UUID(as_uuid=True), nullable=True),
+    Column("tx_seq", BigInteger, nullable=False, server_default="0"),
+    Column("source_lsn", BigInteger, nullable=False, server_default="0"),
+    Column("source_epoch", BigInteger, nullable=False, server_default="0"),
+    Column("source_commit_at", DateTime(timezone=True), nullable=True),
+    Column("applied_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("rebase", Boolean, nullable=False, server_default=false()),
+    Column("offsets", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("consumer_lag", BigInteger, nullable=True),
+    Column("status_at", DateTime(timezone=True), nullable=True),
+    Column("gap", JSONB, nullable=True),
+    Column("resync", JSONB, nullable=True),
+    Column("dead_letters", BigInteger, nullable=False, server_default="0"),
+    Column("stale_refused", BigInteger, nullable=False, server_default="0"),
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from switchyard.devenv.apiserver import ApiServer
 from switchyard.devenv.broker import KafkaBroker
+from switchyard.devenv.cdc import KINDS, CdcServer
 from switchyard.devenv.controller import VANTAGES, ControllerServer
 from switchyard.devenv.dns import KnotDns, PowerDns
 from switchyard.devenv.layout import DevCredentials, DevLayout
@@ -79,6 +80,11 @@ class Harness:
         self.controllers = {
             v: ControllerServer(v, layout, self.control_db, self.vault) for v in VANTAGES
         }
+        self.cdc = {
+            f"{kind}-{region}": CdcServer(kind, region, layout, self.vault)
+            for region in REGIONS
+            for kind in KINDS
+        }
 
     @classmethod
     def from_env(cls) -> Harness:
@@ -98,7 +104,12 @@ class Harness:
 
     def apps(self) -> list[DevService]:
         """Switchyard's own processes, started by the demo (``up`` leaves them alone)."""
-        return [self.api, *self.runtimes.values(), *self.controllers.values()]
+        return [
+            self.api,
+            *self.runtimes.values(),
+            *self.controllers.values(),
+            *self.cdc.values(),
+        ]
 
     def select(self, names: Sequence[str] | None, *, default: list[DevService]) -> list[DevService]:
         if not names:

@@ -41,6 +41,11 @@ _OFFSETS = {
     "controller_region_a": 92,
     "controller_region_b": 93,
     "controller_witness": 94,
+    # The CDC processes' metrics.
+    "cdc_source_a": 95,
+    "cdc_source_b": 96,
+    "cdc_sink_a": 97,
+    "cdc_sink_b": 98,
 }
 
 

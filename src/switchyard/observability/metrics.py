@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from switchyard.domain.health import Observation
+from switchyard.domain.replication import ReplicationLag
 from switchyard.domain.saga import FailoverRecord, Step, StepOutcome
 
 
@@ -143,6 +144,7 @@ class ControllerMetrics:
     failovers: Counter
     step_seconds: Histogram
     dns_update_seconds: Histogram
+    replication_gauges: ReplicationGauges
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ControllerMetrics:
@@ -194,7 +196,11 @@ class ControllerMetrics:
                 registry=registry,
                 buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             ),
+            replication_gauges=ReplicationGauges.create(registry),
         )
+
+    def replication(self, lag: ReplicationLag) -> None:
+        self.replication_gauges.observe(lag)
 
     def observed(self, vantage: str, observations: Sequence[Observation]) -> None:
         for o in observations:
@@ -216,3 +222,137 @@ class ControllerMetrics:
                     self.dns_update_seconds.labels(provider=key.removesuffix("_seconds")).observe(
                         value
                     )
+
+
+@dataclass(frozen=True)
+class ReplicationGauges:
+    """Lag per region pair (set by the controller each cycle, by the API at each read)."""
+
+    lag_bytes: Gauge
+    lag_seconds: Gauge
+    consumer_lag: Gauge
+    heartbeat_age: Gauge
+    slot_active: Gauge
+    gap_open: Gauge
+    dead_letters: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ReplicationGauges:
+        pair = ["source", "target"]
+
+        def gauge(name: str, doc: str, labels: list[str]) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        return cls(
+            lag_bytes=gauge(
+                "switchyard_replication_lag_bytes",
+                "Source WAL position minus what its CDC slot has confirmed",
+                pair,
+            ),
+            lag_seconds=gauge(
+                "switchyard_replication_lag_seconds",
+                "Source commit to applied in the target, for the last transaction applied",
+                pair,
+            ),
+            consumer_lag=gauge(
+                "switchyard_replication_consumer_lag_messages",
+                "CDC records in the topic the target's sink has not processed",
+                pair,
+            ),
+            heartbeat_age=gauge(
+                "switchyard_replication_heartbeat_age_seconds",
+                "Time since the source's last heartbeat was applied in the target",
+                pair,
+            ),
+            slot_active=gauge(
+                "switchyard_replication_slot_active",
+                "1 while a CDC source streams from the region's slot, 0 when the slot is idle",
+                ["region"],
+            ),
+            gap_open=gauge(
+                "switchyard_replication_gap_open",
+                "1 while the target's sink holds an unresolved gap in the source's changes",
+                pair,
+            ),
+            dead_letters=gauge(
+                "switchyard_replication_dead_letters",
+                "CDC transactions the target's sink parked in the dead-letter topic",
+                pair,
+            ),
+        )
+
+    def observe(self, lag: ReplicationLag) -> None:
+        pair = {"source": lag.source, "target": lag.target}
+        for gauge, value in (
+            (self.lag_bytes, lag.lag_bytes),
+            (self.lag_seconds, lag.lag_seconds),
+            (self.consumer_lag, lag.consumer_lag_messages),
+            (self.heartbeat_age, lag.heartbeat_age_seconds),
+        ):
+            gauge.labels(**pair).set(float("nan") if value is None else value)
+        if lag.slot_active is not None:
+            self.slot_active.labels(region=lag.source).set(1 if lag.slot_active else 0)
+        self.gap_open.labels(**pair).set(1 if lag.gap is not None else 0)
+        self.dead_letters.labels(**pair).set(lag.dead_letters)
+
+
+@dataclass(frozen=True)
+class CdcMetrics:
+    """A CDC source's or sink's own counters (``--metrics-port``)."""
+
+    registry: CollectorRegistry
+    published_rows: Counter
+    applied_rows: Counter
+    applied_transactions: Counter
+    apply_delay: Histogram
+    dead_letters: Counter
+    stale_refused: Counter
+    gaps: Counter
+
+    @classmethod
+    def create(cls) -> CdcMetrics:
+        registry = CollectorRegistry()
+        pair = ["source", "target"]
+        return cls(
+            registry=registry,
+            published_rows=Counter(
+                "switchyard_cdc_published_rows",
+                "Row changes the source published (acknowledged or in flight)",
+                ["source"],
+                registry=registry,
+            ),
+            applied_rows=Counter(
+                "switchyard_cdc_applied_rows", "Row changes applied", pair, registry=registry
+            ),
+            applied_transactions=Counter(
+                "switchyard_cdc_applied_transactions",
+                "Source transactions applied",
+                pair,
+                registry=registry,
+            ),
+            apply_delay=Histogram(
+                "switchyard_cdc_apply_delay_seconds",
+                "Source commit to applied in the target",
+                pair,
+                registry=registry,
+                buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0),
+            ),
+            dead_letters=Counter(
+                "switchyard_cdc_dead_letters",
+                "Transactions or records parked in the dead-letter topic",
+                pair,
+                registry=registry,
+            ),
+            stale_refused=Counter(
+                "switchyard_cdc_stale_epoch_refused",
+                "Transactions refused because they came from an older epoch than the target's",
+                pair,
+                registry=registry,
+            ),
+            gaps=Counter(
+                "switchyard_cdc_gaps",
+                "Gaps detected in a source's changes, by reason",
+                [*pair, "reason"],
+                registry=registry,
+            ),
+        )
