@@ -488,7 +488,6 @@ def build_cdc_source(settings: Settings, region: str, redactor: Redactor) -> Cdc
     conninfo = cdc_database_urls(settings, (region,), redactor)[region]
     kafka = topology.kafka.bootstrap_servers
     metrics = CdcMetrics.create()
-    publisher = KafkaPublisher(kafka, client_id=f"switchyard-cdc-source-{region}")
     published = metrics.published_rows.labels(source=region)
     source = ChangeSource(
         SourceSettings(
@@ -497,11 +496,11 @@ def build_cdc_source(settings: Settings, region: str, redactor: Redactor) -> Cdc
             database=spec.database.name,
             topic=cdc_topic(topology, region),
         ),
-        publisher,
+        lambda: KafkaPublisher(kafka, client_id=f"switchyard-cdc-source-{region}", linger_ms=1),
         KafkaTopics(kafka),
         on_published=published.inc,
     )
-    return CdcProcess(source.run, metrics, [publisher.close])
+    return CdcProcess(source.run, metrics, [])
 
 
 def build_cdc_sink(settings: Settings, region: str, redactor: Redactor) -> CdcProcess:
@@ -517,7 +516,6 @@ def build_cdc_sink(settings: Settings, region: str, redactor: Redactor) -> CdcPr
     sources = {r.name: cdc_topic(topology, r.name) for r in topology.regions if r.name != region}
     metrics = CdcMetrics.create()
     prefix = topology.kafka.topic_prefix
-    publisher = KafkaPublisher(kafka, client_id=f"switchyard-cdc-sink-{region}")
     group = f"{prefix}.cdc-sink.{region}"
 
     def applied(batch: Applied) -> None:
@@ -542,11 +540,11 @@ def build_cdc_sink(settings: Settings, region: str, redactor: Redactor) -> CdcPr
             group_id=group,
         ),
         lambda: KafkaSubscriber(kafka, group_id=group, client_id=f"switchyard-cdc-sink-{region}"),
-        publisher,
+        lambda: KafkaPublisher(kafka, client_id=f"switchyard-cdc-sink-{region}"),
         KafkaTopics(kafka),
         on_applied=applied,
         on_gap=lambda source, gap: metrics.gaps.labels(
             source=source, target=region, reason=gap.reason.value
         ).inc(),
     )
-    return CdcProcess(sink.run, metrics, [publisher.close])
+    return CdcProcess(sink.run, metrics, [])

@@ -51,3 +51,180 @@ def test_rows_written_in_the_primary_reach_the_standby(pair: CdcPair) -> None:
     assert pair.target_sql("SELECT state::text FROM dialog_sessions WHERE id = %s", (after,)) == [
         ('{"a": 1}',)
     ]
+
+
+def _dead_letters(pair: CdcPair, expect: int) -> list[dict[str, bytes]]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pair.bootstrap,
+            "group.id": f"dlq-reader-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([pair.dead_letter_topic])
+    found: list[dict[str, bytes]] = []
+    try:
+        for _ in range(100):
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                found.append(dict(msg.headers() or []))
+            if len(found) >= expect:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def test_a_transaction_the_standby_cannot_take_is_parked_and_later_ones_still_apply(
+    pair: CdcPair,
+) -> None:
+    with running(pair.source(), "source"), running(pair.sink(), "sink"):
+        first = _session(pair, 1)
+        wait_for(lambda: len(_turns(pair)) == 1, what="the first session")
+        # The primary's schema moves ahead of the standby's: a column the standby lacks.
+        pair.source_sql("ALTER TABLE dialog_sessions ADD COLUMN mood text")
+        poison = uuid.uuid4()
+        pair.source_sql(
+            "INSERT INTO dialog_sessions (id, region, epoch, mood) VALUES (%s, %s, 1, 'sunny')",
+            (poison, pair.source_region),
+        )
+        pair.source_sql(
+            "INSERT INTO dialog_turns (session_id, seq, role, text, kind, region, epoch)"
+            " VALUES (%s, 2, 'user', 'still flowing', 'message', %s, 1)",
+            (first, pair.source_region),
+        )
+        wait_for(lambda: len(_turns(pair)) == 2, what="the transaction after the poison")
+    assert pair.target_sql("SELECT 1 FROM dialog_sessions WHERE id = %s", (poison,)) == []
+    assert pair.applied_row()["dead_letters"] == 1
+    (parked,) = _dead_letters(pair, 1)
+    assert b"schema mismatch" in parked["switchyard.error"]
+    assert b"mood" in parked["switchyard.error"]
+
+
+def test_changes_from_an_older_epoch_than_the_standby_are_refused(pair: CdcPair) -> None:
+    with running(pair.source(), "source"), running(pair.sink(), "sink"):
+        _session(pair, 1)
+        wait_for(lambda: len(_turns(pair)) == 1, what="the first session")
+        # The standby moved to epoch 2 (a failover elsewhere); the source still writes at 1.
+        pair.target_sql("UPDATE region_state SET epoch = 2 WHERE region = %s", (pair.target_region,))
+        late = _session(pair, 1)
+        wait_for(lambda: pair.applied_row()["stale_refused"] >= 2, what="the refusal")
+    assert pair.target_sql("SELECT 1 FROM dialog_sessions WHERE id = %s", (late,)) == []
+    assert all(b"stale epoch 1 < 2" in h["switchyard.error"] for h in _dead_letters(pair, 2))
+
+
+def test_a_promoted_standby_stops_applying(pair: CdcPair) -> None:
+    with running(pair.source(), "source"), running(pair.sink(), "sink"):
+        _session(pair, 1)
+        wait_for(lambda: len(_turns(pair)) == 1, what="the first session")
+        pair.target_sql(
+            "UPDATE region_state SET role = 'primary', epoch = 2 WHERE region = %s",
+            (pair.target_region,),
+        )
+        _session(pair, 1)
+        # The source keeps publishing (its heartbeats prove it is alive and streaming) ...
+        seq = pair.applied_row()["tx_seq"]
+        wait_for(
+            lambda: pair.source_sql(
+                "SELECT tx_seq FROM cdc_source_positions"
+            )[0][0] > seq,
+            what="the source to publish the new session",
+        )
+    # ... but nothing more is applied in the new primary.
+    assert len(_turns(pair)) == 1
+
+
+def test_heartbeats_keep_lag_fresh_while_idle_and_the_monitor_reads_all_four_figures(
+    pair: CdcPair,
+) -> None:
+    from sqlalchemy import create_engine
+
+    from switchyard.adapters.replication_postgres import PostgresReplicationMonitor
+
+    def url(conninfo: str) -> str:
+        import psycopg
+
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+        return (
+            f"postgresql+psycopg://{params['user']}:{params['password']}@{params['host']}:"
+            f"{params['port']}/{params['dbname']}"
+        )
+
+    engines = {
+        pair.source_region: create_engine(url(pair.source_conninfo)),
+        pair.target_region: create_engine(url(pair.target_conninfo)),
+    }
+    monitor = PostgresReplicationMonitor(engines)
+    try:
+        with running(pair.source(), "source"), running(pair.sink(), "sink"):
+            _session(pair, 1)
+            wait_for(lambda: len(_turns(pair)) == 1, what="the session")
+            first = pair.applied_row()["heartbeat_at"]
+            wait_for(
+                lambda: (pair.applied_row()["heartbeat_at"] or first) > (first or 0),
+                timeout=5,
+                what="a heartbeat while idle",
+            )
+            lag = wait_for(
+                lambda: (
+                    lag := monitor.lag(pair.source_region, pair.target_region)
+                ).consumer_lag_messages
+                == 0
+                and lag,
+                what="the sink's status",
+            )
+        assert lag.slot_exists and lag.lag_bytes is not None and lag.lag_bytes >= 0
+        assert lag.lag_seconds is not None and 0 <= lag.lag_seconds < 30
+        assert lag.heartbeat_age_seconds is not None and lag.heartbeat_age_seconds < 5
+        assert lag.gap is None and lag.gate_seconds() is not None
+        assert monitor.wal_position(pair.source_region) > 0
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def test_lost_records_open_a_gap_that_holds_apply_until_a_resync_heals_it(pair: CdcPair) -> None:
+    from switchyard.adapters.events_kafka import KafkaTopics
+    from switchyard.domain.secrets import Secret
+    from switchyard.replication.resync import request_resync
+
+    kept = _session(pair, 2)
+    with running(pair.source(), "source"), running(pair.sink(), "sink"):
+        wait_for(lambda: len(_turns(pair)) == 2, what="the snapshot")
+    # While the sink is down the source publishes more, then the broker loses the topic.
+    with running(pair.source(), "source"):
+        lost = _session(pair, 2)
+        pair.source_sql("DELETE FROM dialog_turns WHERE session_id = %s AND seq = 2", (kept,))
+        seq = pair.applied_row()["tx_seq"]
+        wait_for(
+            lambda: pair.source_sql("SELECT tx_seq FROM cdc_source_positions")[0][0] >= seq + 4,
+            what="the source to confirm",
+        )
+    topics = KafkaTopics(pair.bootstrap)
+    topics.delete(pair.topic)
+    topics.ensure(pair.topic)
+    with running(pair.source(), "source"), running(pair.sink(), "sink"):
+        gap = wait_for(lambda: pair.applied_row()["gap"], what="the gap to be reported")
+        assert gap["reason"] == "confirmed_missing" and not gap["accepted"]
+        assert [g.reason.value for g in pair.gaps] == ["confirmed_missing"]
+        # Held, not skipped: a change written now does not reach the standby either.
+        late = _session(pair, 1)
+        request = None
+        assert pair.target_sql("SELECT 1 FROM dialog_sessions WHERE id = %s", (late,)) == []
+        request = request_resync(
+            source=pair.source_region,
+            source_db=Secret(pair.source_conninfo),
+            target_db=Secret(pair.target_conninfo),
+        )
+        assert request.gap is not None and request.gap.accepted
+        wait_for(
+            lambda: _turns(pair) == _turns(pair, "source") and pair.applied_row()["gap"] is None,
+            what="the re-sync",
+        )
+    assert pair.applied_row()["resync"] is None
+    target_sessions = pair.target_sql("SELECT id FROM dialog_sessions ORDER BY id")
+    assert target_sessions == pair.source_sql("SELECT id FROM dialog_sessions ORDER BY id")
+    assert (lost,) in target_sessions

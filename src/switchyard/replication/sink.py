@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb
 from switchyard.db.region_tables import REPLICATED_TABLES
 from switchyard.domain.cdc import Gap, GapReason, Heartbeat, Resume, SinkCursor, Transaction, Verdict
 from switchyard.domain.secrets import Secret
-from switchyard.errors import TransientError
+from switchyard.errors import FatalError, SwitchyardError, TransientError
 from switchyard.observability.logging import log_event
 from switchyard.ports.events import Publisher, Record, Subscriber, Topics, TopicPartition
 from switchyard.replication.apply import Applier
@@ -102,7 +102,7 @@ class ChangeSink:
         self,
         settings: SinkSettings,
         subscriber: Callable[[], Subscriber],
-        publisher: Publisher,
+        publisher: Callable[[], Publisher],
         topics: Topics,
         *,
         on_applied: Callable[[Applied], None] = lambda applied: None,
@@ -110,7 +110,8 @@ class ChangeSink:
     ) -> None:
         self._s = settings
         self._subscriber = subscriber
-        self._pub = publisher
+        self._new_publisher = publisher
+        self._pub: Publisher | None = None
         self._topics = topics
         self._on_applied = on_applied
         self._on_gap = on_gap
@@ -124,7 +125,9 @@ class ChangeSink:
                 delay = 0.5
             except TargetIsPrimary:
                 time.sleep(1.0)
-            except (TransientError, psycopg.OperationalError) as exc:
+            except (SwitchyardError, psycopg.OperationalError) as exc:
+                # The stored cursor is the truth: a new connection and a new group member
+                # resume from it (e.g. after the broker restarted and forgot the group).
                 log_event(_log, "cdc.sink.retry", level=logging.WARNING, error=str(exc))
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -364,8 +367,21 @@ class ChangeSink:
         """Dead letters are acknowledged before the cursor moves past them."""
         if not parked:
             return
+        if self._pub is None:
+            self._pub = self._new_publisher()
+        publisher = self._pub
+        try:
+            self._publish_dead_letters(publisher, parked)
+        except FatalError as exc:
+            # A producer the broker no longer knows (e.g. after a broker restart): a new one
+            # next time; this batch is not committed, so its records come back.
+            publisher.close()
+            self._pub = None
+            raise TransientError(f"the dead-letter publisher failed: {exc}") from None
+
+    def _publish_dead_letters(self, publisher: Publisher, parked: list[tuple[Record, str]]) -> None:
         for record, reason in parked:
-            self._pub.publish(
+            publisher.publish(
                 self._s.dead_letter_topic,
                 record.key,
                 record.value,
@@ -379,7 +395,7 @@ class ChangeSink:
             log_event(
                 _log, "cdc.sink.dead_letter", level=logging.ERROR, topic=record.topic, reason=reason
             )
-        if self._pub.flush(10.0):
+        if publisher.flush(10.0):
             raise TransientError("the dead-letter topic did not acknowledge in 10 s")
 
     def _require_standby(self, conn: psycopg.Connection[Any], *, lock: bool = False) -> int:

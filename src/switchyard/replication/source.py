@@ -108,47 +108,67 @@ class ChangeSource:
     def __init__(
         self,
         settings: SourceSettings,
-        publisher: Publisher,
+        publisher: Callable[[], Publisher],
         topics: Topics,
         *,
         on_published: Callable[[int], None] = lambda rows: None,
     ) -> None:
         self._s = settings
-        self._publisher = publisher
+        self._new_publisher = publisher
+        self._publisher: Publisher | None = None
         self._topics = topics
         self._on_published = on_published
         self._fatal: Exception | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self, stop: Callable[[], bool]) -> None:
-        """Stream until ``stop()``; reconnect after database or broker outages."""
+        """Stream until ``stop()``. After a database or broker outage, and after the publisher
+        failed for good (an idempotent producer whose sequence the broker lost, e.g. across a
+        broker restart), start again from the stored position with a new publisher: what was
+        not acknowledged is published again, never skipped."""
         self._topics.ensure(self._s.topic)
         delay = 0.5
-        while not stop():
-            try:
-                self._stream(stop)
-                delay = 0.5
-            except NotPrimary:
-                time.sleep(1.0)
-            except (TransientError, psycopg.OperationalError) as exc:
-                log_event(
-                    _log, "cdc.source.retry", level=logging.WARNING, error=str(exc), delay=delay
-                )
-                self._publisher.flush(5.0)
+        try:
+            while not stop():
+                if self._publisher is None:
+                    self._publisher = self._new_publisher()
+                try:
+                    self._stream(self._publisher, stop)
+                    delay = 0.5
+                    continue
+                except NotPrimary:
+                    time.sleep(1.0)
+                    continue
+                except (TransientError, psycopg.OperationalError) as exc:
+                    log_event(
+                        _log, "cdc.source.retry", level=logging.WARNING, error=str(exc), delay=delay
+                    )
+                except FatalError as exc:
+                    log_event(
+                        _log, "cdc.source.publisher_failed", level=logging.ERROR, error=str(exc)
+                    )
+                    self._publisher.close()
+                    self._publisher = None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        finally:
+            if self._publisher is not None:
+                self._publisher.close()
 
-    def _stream(self, stop: Callable[[], bool]) -> None:
+    def _stream(self, publisher: Publisher, stop: Callable[[], bool]) -> None:
         s = self._s
         with psycopg.connect(s.conninfo.reveal(), autocommit=True) as sql:
-            stream = _Stream(s, sql, self._publisher, self._on_published)
+            stream = _Stream(s, sql, publisher, self._on_published)
             stream.start()
             repl = _replication_connection(s.conninfo.reveal())
             try:
                 stream.follow(repl, stop)
             finally:
                 repl.finish()
-                self._publisher.flush(10.0)
+                try:
+                    publisher.flush(10.0)
+                except FatalError:
+                    pass  # the caller replaces the publisher
 
 
 class _Stream:

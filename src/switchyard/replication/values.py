@@ -130,12 +130,19 @@ def row_to_json(
     such columns and a consumer must keep the value it has (Debezium instead writes a
     placeholder string). SQL NULL becomes ``None``.
     """
+    # One length check up front: zip(strict=True) costs more per row, measurably.
+    if not len(converters) == len(values) == len(column_names):
+        raise ValueError(
+            f"row of {len(values)} values for {len(converters)} converters"
+            f" and {len(column_names)} columns"
+        )
     row: dict[str, object] = {}
-    for convert, value, name in zip(converters, values, column_names, strict=True):
+    for convert, value, name in zip(converters, values, column_names):  # noqa: B905
         if value is None:
             row[name] = None
         elif value is not UNCHANGED_TOAST:
-            row[name] = convert(value)
+            # Most columns are text as is: skip the call rather than make str() return it.
+            row[name] = value if convert is str else convert(value)
     return row
 
 
