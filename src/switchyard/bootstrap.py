@@ -120,7 +120,6 @@ def build_api_context(core: Core) -> ApiContext:
     tokens = core.secrets.read(core.settings.api_tokens_secret)
     table = TokenTable.from_secret(f"vault:{core.settings.api_tokens_secret}", tokens.data)
     from switchyard.adapters.control_postgres import PostgresControlStore
-
     from switchyard.adapters.replication_postgres import PostgresReplicationMonitor
 
     metrics = ApiMetrics.create(__version__)
@@ -467,7 +466,9 @@ def _libpq(url: Secret) -> Secret:
     return Secret(url.reveal().replace("postgresql+psycopg://", "postgresql://", 1))
 
 
-def cdc_database_urls(settings: Settings, regions: tuple[str, ...], redactor: Redactor) -> dict[str, Secret]:
+def cdc_database_urls(
+    settings: Settings, regions: tuple[str, ...], redactor: Redactor
+) -> dict[str, Secret]:
     """libpq URIs (static credentials from Vault) of ``regions``' databases."""
     secrets = build_secret_store(settings, redactor)
     urls = {}

@@ -109,7 +109,9 @@ def test_changes_from_an_older_epoch_than_the_standby_are_refused(pair: CdcPair)
         _session(pair, 1)
         wait_for(lambda: len(_turns(pair)) == 1, what="the first session")
         # The standby moved to epoch 2 (a failover elsewhere); the source still writes at 1.
-        pair.target_sql("UPDATE region_state SET epoch = 2 WHERE region = %s", (pair.target_region,))
+        pair.target_sql(
+            "UPDATE region_state SET epoch = 2 WHERE region = %s", (pair.target_region,)
+        )
         late = _session(pair, 1)
         wait_for(lambda: pair.applied_row()["stale_refused"] >= 2, what="the refusal")
     assert pair.target_sql("SELECT 1 FROM dialog_sessions WHERE id = %s", (late,)) == []
@@ -128,9 +130,7 @@ def test_a_promoted_standby_stops_applying(pair: CdcPair) -> None:
         # The source keeps publishing (its heartbeats prove it is alive and streaming) ...
         seq = pair.applied_row()["tx_seq"]
         wait_for(
-            lambda: pair.source_sql(
-                "SELECT tx_seq FROM cdc_source_positions"
-            )[0][0] > seq,
+            lambda: pair.source_sql("SELECT tx_seq FROM cdc_source_positions")[0][0] > seq,
             what="the source to publish the new session",
         )
     # ... but nothing more is applied in the new primary.
@@ -170,17 +170,22 @@ def test_heartbeats_keep_lag_fresh_while_idle_and_the_monitor_reads_all_four_fig
             )
             lag = wait_for(
                 lambda: (
-                    lag := monitor.lag(pair.source_region, pair.target_region)
-                ).consumer_lag_messages
-                == 0
-                and lag,
+                    (
+                        lag := monitor.lag(pair.source_region, pair.target_region)
+                    ).consumer_lag_messages
+                    == 0
+                    and lag
+                ),
                 what="the sink's status",
             )
+            _api_reports_the_pair(pair, monitor)
         assert lag.slot_exists and lag.lag_bytes is not None and lag.lag_bytes >= 0
         assert lag.lag_seconds is not None and 0 <= lag.lag_seconds < 30
         assert lag.heartbeat_age_seconds is not None and lag.heartbeat_age_seconds < 5
-        assert lag.gap is None and lag.gate_seconds() is not None
+        assert lag.gap is None
+        assert lag.gate_seconds() is not None
         assert monitor.wal_position(pair.source_region) > 0
+        assert pair.applied_row()["dead_letters"] == 0
     finally:
         for engine in engines.values():
             engine.dispose()
@@ -228,3 +233,48 @@ def test_lost_records_open_a_gap_that_holds_apply_until_a_resync_heals_it(pair: 
     target_sessions = pair.target_sql("SELECT id FROM dialog_sessions ORDER BY id")
     assert target_sessions == pair.source_sql("SELECT id FROM dialog_sessions ORDER BY id")
     assert (lost,) in target_sessions
+
+
+def _api_reports_the_pair(pair: CdcPair, monitor: object) -> None:
+    """GET /v1/replication: all four figures for the active pair, viewers only."""
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from switchyard.adapters.control_memory import InMemoryControlStore
+    from switchyard.api.app import create_app
+    from switchyard.api.auth import TokenTable
+    from switchyard.api.context import ApiContext
+    from switchyard.db import migrate
+    from switchyard.domain.region import Region, RegionRole
+    from switchyard.domain.secrets import Secret
+    from switchyard.observability.metrics import ApiMetrics, ReplicationGauges
+
+    now = datetime.now(UTC)
+    regions = [
+        Region(pair.source_region, RegionRole.PRIMARY, 1, now),
+        Region(pair.target_region, RegionRole.STANDBY, 1, now),
+    ]
+    metrics = ApiMetrics.create("test")
+    context = ApiContext(
+        engine=None,  # type: ignore[arg-type]  # no route here touches the store's engine
+        tokens=TokenTable.from_secret("test", {"viewer": Secret("viewer-token-0123456789")}),
+        metrics=metrics,
+        expected_revision=migrate.head_revision(),
+        control=InMemoryControlStore(lambda: now, regions),
+        replication=monitor,  # type: ignore[arg-type]
+        replication_gauges=ReplicationGauges.create(metrics.registry),
+    )
+    with TestClient(create_app(context)) as client:
+        assert client.get("/v1/replication").status_code == 401
+        body = client.get(
+            "/v1/replication", headers={"Authorization": "Bearer viewer-token-0123456789"}
+        ).json()
+        scraped = client.get("/metrics").text
+    (active,) = [p for p in body["items"] if p["active"]]
+    assert (active["source"], active["target"]) == (pair.source_region, pair.target_region)
+    for figure in ("lag_bytes", "lag_seconds", "consumer_lag_messages", "heartbeat_age_seconds"):
+        assert active[figure] is not None, figure
+    assert active["gap"] is None
+    assert active["slot_active"] is True
+    assert f'switchyard_replication_lag_seconds{{source="{pair.source_region}"' in scraped

@@ -122,9 +122,7 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice(
         _converge(pair, writer)
 
 
-def test_a_source_database_restart_mid_stream_loses_nothing(
-    faulty: Harness, pair: CdcPair
-) -> None:
+def test_a_source_database_restart_mid_stream_loses_nothing(faulty: Harness, pair: CdcPair) -> None:
     with running(pair.source(), "source"), running(pair.sink(), "sink"):
         _settled(pair)
         with Writer(pair) as writer:
@@ -163,8 +161,8 @@ def test_a_sink_crash_between_apply_and_offset_commit_applies_nothing_twice(
         with Writer(pair) as writer:
             crashed = threading.Event()
             sink = pair.sink()
-            make = sink._subscriber  # noqa: SLF001 - wrap the real subscriber
-            sink._subscriber = lambda: _CrashOnCommit(make(), crashed)  # noqa: SLF001
+            make = sink._subscriber
+            sink._subscriber = lambda: _CrashOnCommit(make(), crashed)
             with pytest.raises(SystemExit), running(sink, "crashing sink"):
                 wait_for(crashed.is_set, what="the crash")
             committed_offsets = pair.applied_row()["offsets"]

@@ -115,8 +115,18 @@ def cdc_pair(harness: Harness, bootstrap: str) -> Iterator[CdcPair]:
     try:
         yield pair
     finally:
-        for conninfo, region in ((source_conninfo, source_region), (target_conninfo, target_region)):
+        for conninfo, region in (
+            (source_conninfo, source_region),
+            (target_conninfo, target_region),
+        ):
             _drop_slot(conninfo, slot_name(region))
+            # Origins are cluster-wide and each holds one of max_replication_slots' states.
+            _run(
+                conninfo,
+                "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin "
+                "WHERE roname LIKE %s",
+                (f"switchyard_cdc_%{suffix}",),
+            )
         for cluster in clusters:
             with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]

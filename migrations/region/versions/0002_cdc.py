@@ -45,9 +45,7 @@ def upgrade() -> None:
         sa.Column("snapshot", JSONB, nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
         sa.PrimaryKeyConstraint("slot", name="pk_cdc_source_positions"),
-        sa.CheckConstraint(
-            "tx_seq >= 0", name=op.f("ck_cdc_source_positions_tx_seq_non_negative")
-        ),
+        sa.CheckConstraint("tx_seq >= 0", name=op.f("ck_cdc_source_positions_tx_seq_non_negative")),
     )
     op.create_table(
         "cdc_signals",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,10 +18,10 @@ from switchyard.replication.catalog import slot_name
 
 class PostgresReplicationMonitor:
     def __init__(
-        self, engines: Mapping[str, Engine], now: Callable[[], datetime] = SystemClock().now
+        self, engines: Mapping[str, Engine], now: Callable[[], datetime] | None = None
     ) -> None:
         self._engines = dict(engines)
-        self._now = now
+        self._now = now or SystemClock().now
 
     def _engine(self, region: str) -> Engine:
         try:
@@ -66,7 +67,7 @@ class PostgresReplicationMonitor:
             stale_refused=int(applied.get("stale_refused") or 0),
         )
 
-    def _slot(self, region: str) -> dict[str, object] | None:
+    def _slot(self, region: str) -> dict[str, Any] | None:
         try:
             with self._engine(region).connect() as conn:
                 row = conn.execute(
@@ -82,7 +83,7 @@ class PostgresReplicationMonitor:
             return {"exists": False, "active": False, "lag_bytes": None}
         return {"exists": True, "active": row.active, "lag_bytes": int(row.lag_bytes or 0)}
 
-    def _applied(self, source: str, target: str) -> dict[str, object] | None:
+    def _applied(self, source: str, target: str) -> dict[str, Any] | None:
         try:
             with self._engine(target).connect() as conn:
                 row = conn.execute(

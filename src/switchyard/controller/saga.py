@@ -34,8 +34,8 @@ from switchyard.ports.control import ControlStore
 from switchyard.ports.credentials import CredentialLeases
 from switchyard.ports.dns import DnsProvider
 from switchyard.ports.lease import LeaseStore
-from switchyard.ports.replication import ReplicationMonitor
 from switchyard.ports.regions import RegionChecks, RegionDatabases
+from switchyard.ports.replication import ReplicationMonitor
 
 _log = logging.getLogger(__name__)
 POLL_SECONDS = 0.05

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import psycopg
 import requests
 
 from switchyard.devenv.harness import Harness
@@ -47,7 +48,11 @@ def run_demo(h: Harness) -> int:
     denied = requests.post(f"{api}/v1/events", headers=viewer, json=note, timeout=5)
     print(f"   {denied.status_code} {json.dumps(denied.json())}")
 
-    _dialog_tour(h)
+    print("\n== starting CDC: a source and a sink in each region (role decides who works)")
+    for r in h.up([c.name for c in h.cdc.values()]):
+        print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
+    session_id = _dialog_tour(h)
+    _cdc_tour(h, session_id)
     _failover_tour(h)
 
     print("\n== where everything is")
@@ -94,7 +99,35 @@ def _failover_tour(h: Harness) -> None:
     print("   a real one: the same POST without dry_run, or a drill: runbooks/README.md")
 
 
-def _dialog_tour(h: Harness) -> None:
+def _cdc_tour(h: Harness, session_id: str) -> None:
+    standby = h.region_dbs["region-b"]
+    print("\n== the conversation reaches region-b's database through Kafka")
+    turns = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with psycopg.connect(standby.conninfo(standby.database)) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM dialog_turns WHERE session_id = %s", (session_id,)
+            ).fetchone()
+        turns = int(row[0]) if row else 0
+        if turns >= 4:
+            break
+        time.sleep(0.5)
+    print(f"   region-b holds {turns} turns of session {session_id}")
+    viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
+    pairs = requests.get(f"{h.api.url}/v1/replication", headers=viewer, timeout=10).json()
+    print("== GET /v1/replication")
+    for p in pairs["items"]:
+        if p["active"]:
+            print(
+                f"   {p['source']} → {p['target']}: {p['lag_bytes']} bytes, "
+                f"{p['lag_seconds']} s commit→applied, {p['consumer_lag_messages']} records "
+                f"behind, heartbeat {p['heartbeat_age_seconds']} s ago, gap {p['gap']}"
+            )
+
+
+def _dialog_tour(h: Harness) -> str:
+    """Two turns in region-a; returns the session id."""
     primary = h.runtimes["region-a"].url
     standby = h.runtimes["region-b"].url
     question = "How many vacation days do I get, and can I carry some over?"
@@ -112,6 +145,7 @@ def _dialog_tour(h: Harness) -> None:
     print(f"   you: {follow_up['message']}")
     reply = requests.post(f"{primary}/v1/chat", json=follow_up, timeout=30).json()
     print(f"   bot: {reply['answer']}  ({reply['kind']}, turn {reply['turn']})")
+    session_id = str(reply["session_id"])
     print(f"== POST {standby}/v1/chat (region-b, standby) is refused until a failover:")
     refused = requests.post(f"{standby}/v1/chat", json={"message": question}, timeout=30)
     print(
@@ -124,3 +158,4 @@ def _dialog_tour(h: Harness) -> None:
         f"{canary['cited_documents']} in {canary['timings_ms']['total']:.1f} ms"
     )
     print(f"   golden questions: switchyard eval --url {primary}")
+    return session_id

@@ -17,8 +17,9 @@ from switchyard.domain.region import Region
 from switchyard.observability.logging import Redactor
 from switchyard.settings import load_settings
 
-# The servers the failover loop needs (no broker, S3 or Prometheus).
-FAILOVER_SERVERS = ("pg-control", "pg-region-a", "pg-region-b", "knot", "pdns", "vault")
+# The servers the failover loop needs (no S3 or Prometheus); the broker carries CDC, which a
+# planned switchover waits for.
+FAILOVER_SERVERS = ("pg-control", "pg-region-a", "pg-region-b", "kafka", "knot", "pdns", "vault")
 
 # What the failover tests and benchmark use: 1 s probes, no cooldown, a short leader lease.
 FAST_FAILOVER = {"cooldown_seconds": 0, "lease_ttl_seconds": 4, "step_timeout_seconds": 2}
@@ -44,8 +45,9 @@ def prepare_stores(h: Harness) -> tuple[list[Region], list[RegionState]]:
 
 
 def start_failover_stack(h: Harness) -> None:
-    """The API, both runtimes and the three controllers on the running servers, probing at
-    1 s (see ``FAST_FAILOVER``); the topology is written and the stores migrated first."""
+    """The API, both runtimes, the CDC processes and the three controllers on the running
+    servers, probing at 1 s (see ``FAST_FAILOVER``); the topology is written and the stores
+    migrated first."""
     from switchyard.devenv.topology_file import write_topology
 
     write_topology(
@@ -53,6 +55,7 @@ def start_failover_stack(h: Harness) -> None:
     )
     prepare_stores(h)
     h.up(["api", *(r.name for r in h.runtimes.values())])
+    h.up([c.name for c in h.cdc.values()])
     h.up([c.name for c in h.controllers.values()])
 
 

@@ -169,14 +169,23 @@ class SinkCursor:
         """Apply, skip or hold ``tx``; the cursor to store if it is applied (or skipped)."""
         if self.holding:
             return Verdict.HOLD, self
+        if self.rebase:
+            # An accepted gap: whatever comes next is the new base (even of another stream).
+            applied = replace(
+                self, stream_id=tx.stream_id, tx_seq=tx.tx_seq, lsn=tx.lsn, rebase=False
+            )
+            return Verdict.APPLY, applied
         if self.stream_id is None:
             return Verdict.HOLD, self._gap(GapReason.JOINED_MID_STREAM, tx.tx_seq, now_ms)
         if tx.stream_id != self.stream_id:
             return Verdict.HOLD, self._gap(GapReason.STREAM_CHANGED, tx.tx_seq, now_ms)
         if tx.lsn <= self.lsn:
-            return Verdict.DUPLICATE, self
-        if self.rebase or tx.tx_seq == self.tx_seq + 1:
-            return Verdict.APPLY, replace(self, tx_seq=tx.tx_seq, lsn=tx.lsn, rebase=False)
+            # Only a restarted source re-sends what was applied; its replay may number
+            # transactions differently (snapshot chunks are not replayed alike), so the
+            # cursor follows the replay's numbering from here on.
+            return Verdict.DUPLICATE, replace(self, tx_seq=tx.tx_seq)
+        if tx.tx_seq == self.tx_seq + 1:
+            return Verdict.APPLY, replace(self, tx_seq=tx.tx_seq, lsn=tx.lsn)
         reason = (
             GapReason.SEQUENCE_JUMP if tx.tx_seq > self.tx_seq else GapReason.SEQUENCE_REGRESSION
         )
@@ -205,18 +214,24 @@ class SinkCursor:
         if marker.stream_id != self.stream_id:
             return self._gap(GapReason.STREAM_CHANGED, marker.tx_seq, now_ms)
         if self.tx_seq >= marker.tx_seq:
-            return replace(self, rebase=True, lsn=max(self.lsn, marker.lsn))
+            # Everything the source confirmed is here; it replays what follows, numbered
+            # from its confirmed transaction on.
+            return replace(self, tx_seq=marker.tx_seq, lsn=max(self.lsn, marker.lsn))
         return self._gap(GapReason.CONFIRMED_MISSING, marker.tx_seq, now_ms)
 
     def heartbeat(self, beat: Heartbeat, now_ms: int) -> SinkCursor:
-        if self.holding or self.stream_id is None or beat.stream_id != self.stream_id:
+        if self.holding:
+            return self
+        if not self.rebase and (self.stream_id is None or beat.stream_id != self.stream_id):
             return self
         if self.rebase:
-            if beat.lsn < self.lsn:
-                # The restarted source has not re-published up to what is applied here yet:
-                # its numbering means nothing to this cursor until it passes that point.
-                return self
-            return replace(self, tx_seq=beat.tx_seq, lsn=beat.lsn, rebase=False)
+            # An accepted gap: the beat's position is the new base.
+            return replace(
+                self, stream_id=beat.stream_id, tx_seq=beat.tx_seq, lsn=beat.lsn, rebase=False
+            )
+        if beat.lsn < self.lsn:
+            # A restarted source that has not re-published up to what is applied here yet.
+            return self
         if beat.tx_seq > self.tx_seq:
             return self._gap(GapReason.CONFIRMED_MISSING, beat.tx_seq, now_ms)
         return replace(self, lsn=max(self.lsn, beat.lsn))
@@ -228,13 +243,13 @@ class SinkCursor:
         that snapshot's last chunk is applied."""
         if self.gap is None:
             return self
-        return replace(
-            self, gap=replace(self.gap, accepted=True), rebase=True, resync=snapshot_id
-        )
+        return replace(self, gap=replace(self.gap, accepted=True), rebase=True, resync=snapshot_id)
 
     def chunk_applied(self, chunk: Chunk) -> SinkCursor:
         if chunk.last and chunk.snapshot_id == self.resync:
-            return replace(self, resync=None, gap=None if self.gap and self.gap.accepted else self.gap)
+            return replace(
+                self, resync=None, gap=None if self.gap and self.gap.accepted else self.gap
+            )
         return self
 
     def _gap(self, reason: GapReason, seen_seq: int, now_ms: int) -> SinkCursor:

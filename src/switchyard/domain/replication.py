@@ -1,7 +1,7 @@
 """Replication lag between a primary and a standby, as the monitor reads it (pure values).
 
 Four figures, each None while unknown:
-- ``lag_bytes``: the primary's current WAL position − what its slot has confirmed (the source
+- ``lag_bytes``: the primary's current WAL position - what its slot has confirmed (the source
   published and the log acknowledged everything before it);
 - ``lag_seconds``: source commit → applied in the standby, for the last transaction applied;
 - ``consumer_lag_messages``: records in the topic the sink has not processed yet;
@@ -32,7 +32,7 @@ class ReplicationLag:
     applied_lsn: int | None
     applied_tx_seq: int | None
     source_epoch: int | None
-    behind_seconds: float | None  # now − the source time of the newest thing applied
+    behind_seconds: float | None  # now - the source time of the newest thing applied
     status_age_seconds: float | None
     gap: dict[str, Any] | None
     resyncing: bool
@@ -41,7 +41,9 @@ class ReplicationLag:
 
     @property
     def sink_reporting(self) -> bool:
-        return self.status_age_seconds is not None and self.status_age_seconds <= STATUS_STALE_SECONDS
+        return (
+            self.status_age_seconds is not None and self.status_age_seconds <= STATUS_STALE_SECONDS
+        )
 
     def gate_seconds(self) -> float | None:
         """The lag the failover gate compares with ``max_lag_seconds``.

@@ -115,7 +115,7 @@ class Applier:
             where.append(f"({keys}) <= ({casts})")
             params += [convert[k](v) for k, v in zip(shape.key, chunk.through_key, strict=True)]
         text_keys = ", ".join(f'"{k}"::text' for k in shape.key)
-        sql = f'SELECT {text_keys} FROM "{shape.name}"' + (
+        sql = f'SELECT {text_keys} FROM "{shape.name}"' + (  # noqa: S608
             f" WHERE {' AND '.join(where)}" if where else ""
         )
         held = {tuple(r) for r in cur.execute(sql.encode(), params).fetchall()}
@@ -124,7 +124,7 @@ class Applier:
         }
         gone = [k for k in held if k not in wanted]
         if gone:
-            delete = f'DELETE FROM "{shape.name}" WHERE ({keys}) = ({casts})'
+            delete = f'DELETE FROM "{shape.name}" WHERE ({keys}) = ({casts})'  # noqa: S608
             cur.executemany(delete.encode(), gone)
         return len(gone)
 
@@ -149,13 +149,13 @@ def _render(kind: str, shape: TableShape, columns: tuple[str, ...]) -> str:
     table = f'"{shape.name}"'
     key_match = " AND ".join(f'"{k}" = {cast(k)}' for k in shape.key)
     if kind == "delete":
-        return f"DELETE FROM {table} WHERE {key_match}"
+        return f"DELETE FROM {table} WHERE {key_match}"  # noqa: S608
     if kind == "update":
         sets = ", ".join(f'"{c}" = {cast(c)}' for c in columns)
-        return f"UPDATE {table} SET {sets} WHERE {key_match}"
+        return f"UPDATE {table} SET {sets} WHERE {key_match}"  # noqa: S608
     names = ", ".join(f'"{c}"' for c in columns)
     values = ", ".join(cast(c) for c in columns)
     conflict = ", ".join(f'"{k}"' for k in shape.key)
     updates = [f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in shape.key]
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
-    return f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({conflict}) {action}"
+    return f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({conflict}) {action}"  # noqa: S608

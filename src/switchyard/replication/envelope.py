@@ -33,7 +33,7 @@ ERROR_HEADER = "switchyard.error"
 VERSION = "switchyard/1"
 
 
-class MalformedRecord(ValueError):
+class MalformedRecord(ValueError):  # noqa: N818 - named for what it is, like ValueError's kin
     """A record that is not a valid CDC envelope (parked in the dead-letter topic)."""
 
 
@@ -249,7 +249,7 @@ def _change(body: dict[str, Any], key: dict[str, Any]) -> ChangeRecord:
     src = body.get("source")
     source = _tx_source(src)
     index, count = _position(body)
-    op = Op(body.get("op"))
+    op = Op(str(body.get("op")))
     before, after = body.get("before"), body.get("after")
     for name, image in (("before", before), ("after", after)):
         if image is not None and not isinstance(image, dict):
@@ -258,7 +258,7 @@ def _change(body: dict[str, Any], key: dict[str, Any]) -> ChangeRecord:
         raise ValueError("a delete without a before image")
     if op is not Op.DELETE and after is None:
         raise ValueError(f"op {op.value} without an after image")
-    table = _str(src, "table")
+    table = _str(src, "table") if isinstance(src, dict) else ""
     return ChangeRecord(source, index, count, Change(table, op, key, before, after))
 
 

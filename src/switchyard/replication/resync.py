@@ -37,8 +37,9 @@ def request_resync(
     unknown = [t for t in chosen if t not in REPLICATED_TABLES]
     if unknown:
         raise ConfigError(
-            "--tables", "tables", f"not replicated: {', '.join(unknown)}; "
-            f"choose from {', '.join(REPLICATED_TABLES)}"
+            "--tables",
+            "tables",
+            f"not replicated: {', '.join(unknown)}; choose from {', '.join(REPLICATED_TABLES)}",
         )
     snapshot_id = str(uuid.uuid4())
     with psycopg.connect(target_db.reveal()) as target:

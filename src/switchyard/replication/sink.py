@@ -27,11 +27,19 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from switchyard.db.region_tables import REPLICATED_TABLES
-from switchyard.domain.cdc import Gap, GapReason, Heartbeat, Resume, SinkCursor, Transaction, Verdict
+from switchyard.domain.cdc import (
+    Gap,
+    GapReason,
+    Heartbeat,
+    Resume,
+    SinkCursor,
+    Transaction,
+    Verdict,
+)
 from switchyard.domain.secrets import Secret
 from switchyard.errors import FatalError, SwitchyardError, TransientError
 from switchyard.observability.logging import log_event
-from switchyard.ports.events import Publisher, Record, Subscriber, Topics, TopicPartition
+from switchyard.ports.events import Publisher, Record, Subscriber, TopicPartition, Topics
 from switchyard.replication.apply import Applier
 from switchyard.replication.catalog import table_shape
 from switchyard.replication.envelope import ERROR_HEADER, ChangeRecord, MalformedRecord, parse
@@ -68,7 +76,7 @@ class Applied:
     stale: int
 
 
-class TargetIsPrimary(Exception):
+class TargetIsPrimary(Exception):  # noqa: N818 - a control-flow signal, named for what it says
     pass
 
 
@@ -138,7 +146,7 @@ class ChangeSink:
         with psycopg.connect(s.conninfo.reveal()) as conn:
             _prepare_connection(conn, s.origin)
             self._require_standby(conn)
-            shapes = {t: table_shape(conn, t) for t in REPLICATED_TABLES}  # type: ignore[arg-type]
+            shapes = {t: table_shape(conn, t) for t in REPLICATED_TABLES}
             conn.commit()
             applier = Applier(shapes)
             sources = {
@@ -149,9 +157,7 @@ class ChangeSink:
             try:
                 subscriber.subscribe(
                     list(sources),
-                    lambda parts: {
-                        tp: sources[tp.topic].offsets.get(tp.partition) for tp in parts
-                    },
+                    lambda parts: {tp: sources[tp.topic].offsets.get(tp.partition) for tp in parts},
                 )
                 self._consume(conn, applier, sources, subscriber, stop)
             finally:
@@ -171,9 +177,9 @@ class ChangeSink:
             if now - last_status >= self._s.status_seconds:
                 self._status(conn, sources, subscriber)
                 last_status = now
-                if any(st.cursor.holding for st in sources.values()):
-                    if self._gap_accepted(conn, sources):
-                        return  # re-read from the stored position with the accepted cursor
+                holding = any(st.cursor.holding for st in sources.values())
+                if holding and self._gap_accepted(conn, sources):
+                    return  # re-read from the stored position with the accepted cursor
             if any(st.cursor.holding for st in sources.values()):
                 time.sleep(0.2)
                 continue
@@ -229,7 +235,7 @@ class ChangeSink:
                     batch.held = True
                     break
                 continue
-            elif isinstance(parsed, Heartbeat):
+            if isinstance(parsed, Heartbeat):
                 self._interrupted(batch, st, record)
                 before = st.cursor
                 st.cursor = st.cursor.heartbeat(parsed, now_ms)
@@ -241,27 +247,26 @@ class ChangeSink:
                     batch.held = True
                     break
                 continue
-            else:
-                if st.partial and st.partial[0].source.lsn != parsed.source.lsn:
-                    self._interrupted(batch, st, record)
-                st.partial.append(parsed)
-                if parsed.index < parsed.count:
-                    continue
-                tx = _transaction(st.partial)
-                poisoned = st.partial_poisoned
-                st.partial, st.partial_poisoned = [], False
-                if tx is None or poisoned:
-                    batch.park.append((record, "transaction with malformed records"))
-                verdict, cursor = st.cursor.admit(parsed.source, now_ms)
-                if verdict is Verdict.HOLD:
-                    before = st.cursor
-                    st.cursor = cursor
-                    self._note_gap(batch, st, before)
-                    batch.held = True
-                    break
+            if st.partial and st.partial[0].source.lsn != parsed.source.lsn:
+                self._interrupted(batch, st, record)
+            st.partial.append(parsed)
+            if parsed.index < parsed.count:
+                continue
+            tx = _transaction(st.partial)
+            poisoned = st.partial_poisoned
+            st.partial, st.partial_poisoned = [], False
+            if tx is None or poisoned:
+                batch.park.append((record, "transaction with malformed records"))
+            verdict, cursor = st.cursor.admit(parsed.source, now_ms)
+            if verdict is Verdict.HOLD:
+                before = st.cursor
                 st.cursor = cursor
-                if verdict is Verdict.APPLY and tx is not None and not poisoned:
-                    batch.apply.append((st, tx))
+                self._note_gap(batch, st, before)
+                batch.held = True
+                break
+            st.cursor = cursor
+            if verdict is Verdict.APPLY and tx is not None and not poisoned:
+                batch.apply.append((st, tx))
             if st.cursor.holding:
                 batch.held = True
                 break
@@ -295,7 +300,8 @@ class ChangeSink:
         sources: dict[str, _SourceState],
     ) -> None:
         epoch = self._require_standby(conn, lock=True)
-        apply, stale = [], []
+        apply: list[tuple[_SourceState, Transaction]] = []
+        stale: list[tuple[_SourceState, Transaction]] = []
         for st, tx in batch.apply:
             (stale if tx.source.epoch < epoch else apply).append((st, tx))
         planned: list[tuple[_SourceState, Transaction, list[Any]]] = []
@@ -311,17 +317,17 @@ class ChangeSink:
             st.stale += 1
         with conn.cursor() as cur:
             try:
-                for st, tx, statements in planned:
+                for _st, tx, statements in planned:
                     applier.execute(cur, statements)
                     if tx.chunk is not None:
                         applier.chunk_deletes(cur, tx.chunk, list(tx.changes))
-            except psycopg.DataError | psycopg.IntegrityError as exc:
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 # One of them cannot be applied: find which, park it, apply the others.
                 conn.rollback()
                 log_event(_log, "cdc.sink.isolating", level=logging.WARNING, error=str(exc))
                 self._require_standby(conn, lock=True)
                 planned = self._isolate(conn, applier, planned, parked)
-            for st, tx, _ in planned:
+            for st, tx, _statements in planned:
                 st.epoch = tx.source.epoch
                 st.commit_ms = tx.source.commit_ms
                 if tx.chunk is not None:
@@ -400,7 +406,7 @@ class ChangeSink:
 
     def _require_standby(self, conn: psycopg.Connection[Any], *, lock: bool = False) -> int:
         row = conn.execute(
-            "SELECT role, epoch FROM region_state WHERE region = %s"
+            "SELECT role, epoch FROM region_state WHERE region = %s"  # noqa: S608
             + (" FOR SHARE" if lock else ""),
             (self._s.region,),
         ).fetchone()
@@ -428,7 +434,9 @@ class ChangeSink:
             )
         conn.commit()
 
-    def _gap_accepted(self, conn: psycopg.Connection[Any], sources: dict[str, _SourceState]) -> bool:
+    def _gap_accepted(
+        self, conn: psycopg.Connection[Any], sources: dict[str, _SourceState]
+    ) -> bool:
         for st in sources.values():
             if not st.cursor.holding:
                 continue
@@ -445,6 +453,10 @@ class ChangeSink:
 
 def _prepare_connection(conn: psycopg.Connection[Any], origin: str) -> None:
     conn.execute("SET synchronous_commit = off")  # the position commits with the data
+    # As PostgreSQL's own apply workers do: the source checked the constraints, and its
+    # cascades arrive as changes of their own. A snapshot chunk of a parent table may come
+    # after a streamed change of a child row, so foreign keys must not be checked here.
+    conn.execute("SET session_replication_role = replica")
     conn.execute("SET TIME ZONE 'UTC'")
     exists = conn.execute(
         "SELECT 1 FROM pg_replication_origin WHERE roname = %s", (origin,)
@@ -564,9 +576,14 @@ def _transaction(records: list[ChangeRecord]) -> Transaction | None:
 def _as_record(st: _SourceState, tx: Transaction) -> Record:
     """A whole transaction as one dead letter (the original records are already consumed)."""
     body = {
-        "source": {"region": tx.source.region, "epoch": tx.source.epoch,
-                   "stream": tx.source.stream_id, "txSeq": tx.source.tx_seq,
-                   "lsn": tx.source.lsn, "ts_ms": tx.source.commit_ms},
+        "source": {
+            "region": tx.source.region,
+            "epoch": tx.source.epoch,
+            "stream": tx.source.stream_id,
+            "txSeq": tx.source.tx_seq,
+            "lsn": tx.source.lsn,
+            "ts_ms": tx.source.commit_ms,
+        },
         "changes": [
             {"table": c.table, "op": c.op.value, "key": c.key, "before": c.before, "after": c.after}
             for c in tx.changes
@@ -577,5 +594,3 @@ def _as_record(st: _SourceState, tx: Transaction) -> Record:
 
 def _ts(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-

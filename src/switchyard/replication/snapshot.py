@@ -117,17 +117,17 @@ class SnapshotReader:
             casts = ", ".join(f"CAST(%s AS {shape.type_of(k)})" for k in shape.key)
             where = f"WHERE ({keys}) > ({casts})"
             params = list(plan.after)
-        query = f'SELECT {columns} FROM "{table}" {where} ORDER BY {keys} LIMIT %s'
+        query = f'SELECT {columns} FROM "{table}" {where} ORDER BY {keys} LIMIT %s'  # noqa: S608
         sql = self._sql
         low = _watermark(sql, "watermark_low")
-        fetched = sql.execute(query.encode(), [*params, self._chunk_rows]).fetchall()  # type: ignore[call-overload]
+        fetched = sql.execute(query.encode(), [*params, self._chunk_rows]).fetchall()
         high = _watermark(sql, "watermark_high")
         rows: dict[tuple[Any, ...], dict[str, Any]] = {}
         key_at = [shape.columns.index(k) for k in shape.key]
         last_key: list[Any] | None = None
         for raw in fetched:
             after = {
-                name: (None if value is None else convert(value))
+                name: (None if value is None else convert(str(value)))
                 for name, convert, value in zip(shape.columns, converters, raw, strict=True)
             }
             key = tuple(after[shape.columns[i]] for i in key_at)

@@ -16,6 +16,7 @@ incremental snapshots (``replication/snapshot.py``): when the slot is first crea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 import orjson
 import psycopg
 from psycopg import pq
+from psycopg.pq.abc import PGconn
 
 from switchyard.db.region_tables import PUBLICATION, REPLICATED_TABLES
 from switchyard.domain.cdc import Change, Heartbeat, Op, Resume, TxSource
@@ -100,7 +102,7 @@ class _OpenTx:
     truncated: list[str] = field(default_factory=list)
 
 
-class NotPrimary(Exception):
+class NotPrimary(Exception):  # noqa: N818 - a control-flow signal, named for what it says
     """The region has no slot yet and is not primary: nothing to stream."""
 
 
@@ -165,10 +167,8 @@ class ChangeSource:
                 stream.follow(repl, stop)
             finally:
                 repl.finish()
-                try:
+                with contextlib.suppress(FatalError):  # the caller replaces the publisher
                     publisher.flush(10.0)
-                except FatalError:
-                    pass  # the caller replaces the publisher
 
 
 class _Stream:
@@ -270,7 +270,7 @@ class _Stream:
         )
 
     # -- the loop ------------------------------------------------------------------------
-    def follow(self, conn: pq.PGconn, stop: Callable[[], bool]) -> None:
+    def follow(self, conn: PGconn, stop: Callable[[], bool]) -> None:
         s = self._s
         command = (
             f"START_REPLICATION SLOT {s.slot} LOGICAL {pgoutput.format_lsn(self.confirmed)} "
@@ -293,7 +293,7 @@ class _Stream:
                 continue
             raise TransientError(f"replication stream ended: {_error(conn)}")
 
-    def _on_copy_data(self, conn: pq.PGconn, data: memoryview) -> None:
+    def _on_copy_data(self, conn: PGconn, data: memoryview) -> None:
         frame = pgoutput.parse_copy_data(data)
         if isinstance(frame, pgoutput.Keepalive):
             if self._open is None:
@@ -473,7 +473,7 @@ class _Stream:
         self._on_published(len(changes))
 
     # -- acknowledgements, position, heartbeats, snapshots --------------------------------
-    def _housekeeping(self, conn: pq.PGconn, *, force_feedback: bool = False) -> None:
+    def _housekeeping(self, conn: PGconn, *, force_feedback: bool = False) -> None:
         self._pub.poll(0)
         if self._fatal is not None:
             raise FatalError(f"the event log lost a record: {self._fatal}")
@@ -489,15 +489,14 @@ class _Stream:
             # the slot may move on without a new stored position (same tx_seq).
             self.confirmed = self._stream_end
         now = time.monotonic()
-        if self.confirmed > self._fed_back and (
-            force_feedback or now - self._last_feedback >= self._s.feedback_seconds
-        ):
+        if (
+            self.confirmed > self._fed_back
+            and (force_feedback or now - self._last_feedback >= self._s.feedback_seconds)
+        ) or force_feedback:
             self._feedback(conn)
-        elif force_feedback:
-            self._feedback(conn)
-        if not self._pending and self._open is None:
-            if now - self._last_publish >= self._s.heartbeat_seconds:
-                self._beat(self._stream_end)
+        idle = not self._pending and self._open is None
+        if idle and now - self._last_publish >= self._s.heartbeat_seconds:
+            self._beat(self._stream_end)
         if self._window is None and self.plans and len(self._pending) < _MAX_PENDING_FOR_SNAPSHOT:
             self._window = self._snapshots.open_window(self.plans[0])
 
@@ -516,7 +515,7 @@ class _Stream:
         self._last_publish = time.monotonic()
         self._last_beat_lsn = lsn
 
-    def _feedback(self, conn: pq.PGconn) -> None:
+    def _feedback(self, conn: PGconn) -> None:
         lsn = self.confirmed
         self._fed_back = lsn
         message = pgoutput.standby_status_update(
@@ -563,11 +562,11 @@ def _row(rel: _Relation, values: tuple[object, ...]) -> dict[str, object]:
     return row
 
 
-def _replication_connection(conninfo: str) -> pq.PGconn:
+def _replication_connection(conninfo: str) -> PGconn:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     params["replication"] = "database"
     params["options"] = "-c TimeZone=UTC -c DateStyle=ISO"
-    conn = pq.PGconn.connect(psycopg.conninfo.make_conninfo(**params).encode())
+    conn: PGconn = pq.PGconn.connect(psycopg.conninfo.make_conninfo("", **params).encode())
     if conn.status != pq.ConnStatus.OK:
         message = _error(conn)
         conn.finish()
@@ -575,8 +574,8 @@ def _replication_connection(conninfo: str) -> pq.PGconn:
     return conn
 
 
-def _error(conn: pq.PGconn) -> str:
-    return conn.error_message.decode(errors="replace").strip()
+def _error(conn: PGconn) -> str:
+    return str(conn.error_message.decode(errors="replace")).strip()
 
 
 def _now_ms() -> int:
