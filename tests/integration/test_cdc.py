@@ -47,7 +47,8 @@ def test_rows_written_in_the_primary_reach_the_standby(pair: CdcPair) -> None:
         pair.source_sql("DELETE FROM dialog_turns WHERE session_id = %s AND seq = 3", (before,))
         wait_for(lambda: _turns(pair) == _turns(pair, "source"), what="the changes")
     row = pair.applied_row()
-    assert row["tx_seq"] >= 4 and row["gap"] is None
+    assert row["tx_seq"] >= 4
+    assert row["gap"] is None
     assert pair.target_sql("SELECT state::text FROM dialog_sessions WHERE id = %s", (after,)) == [
         ('{"a": 1}',)
     ]
@@ -179,9 +180,13 @@ def test_heartbeats_keep_lag_fresh_while_idle_and_the_monitor_reads_all_four_fig
                 what="the sink's status",
             )
             _api_reports_the_pair(pair, monitor)
-        assert lag.slot_exists and lag.lag_bytes is not None and lag.lag_bytes >= 0
-        assert lag.lag_seconds is not None and 0 <= lag.lag_seconds < 30
-        assert lag.heartbeat_age_seconds is not None and lag.heartbeat_age_seconds < 5
+        assert lag.slot_exists
+        assert lag.lag_bytes is not None
+        assert lag.lag_bytes >= 0
+        assert lag.lag_seconds is not None
+        assert 0 <= lag.lag_seconds < 30
+        assert lag.heartbeat_age_seconds is not None
+        assert lag.heartbeat_age_seconds < 5
         assert lag.gap is None
         assert lag.gate_seconds() is not None
         assert monitor.wal_position(pair.source_region) > 0
@@ -213,7 +218,8 @@ def test_lost_records_open_a_gap_that_holds_apply_until_a_resync_heals_it(pair: 
     topics.ensure(pair.topic)
     with running(pair.source(), "source"), running(pair.sink(), "sink"):
         gap = wait_for(lambda: pair.applied_row()["gap"], what="the gap to be reported")
-        assert gap["reason"] == "confirmed_missing" and not gap["accepted"]
+        assert gap["reason"] == "confirmed_missing"
+        assert not gap["accepted"]
         assert [g.reason.value for g in pair.gaps] == ["confirmed_missing"]
         # Held, not skipped: a change written now does not reach the standby either.
         late = _session(pair, 1)
@@ -224,7 +230,8 @@ def test_lost_records_open_a_gap_that_holds_apply_until_a_resync_heals_it(pair: 
             source_db=Secret(pair.source_conninfo),
             target_db=Secret(pair.target_conninfo),
         )
-        assert request.gap is not None and request.gap.accepted
+        assert request.gap is not None
+        assert request.gap.accepted
         wait_for(
             lambda: _turns(pair) == _turns(pair, "source") and pair.applied_row()["gap"] is None,
             what="the re-sync",

@@ -259,3 +259,61 @@ def test_deposed_leader_cannot_act(world: World) -> None:
             reason="deposed",
         )
     assert world.roles()["region-b"] == ("standby", 0)
+
+
+# -- with CDC: lag gates and the planned switchover's wait by position ----------------------
+
+
+def test_a_standby_with_a_replication_gap_is_not_failed_over_to() -> None:
+    from dataclasses import replace
+
+    from switchyard.adapters.replication_memory import caught_up
+
+    world = World(topology(), cdc=True)
+    assert world.replication is not None
+    gap = {"reason": "sequence_jump", "after_seq": 4, "seen_seq": 7, "accepted": False}
+    world.replication.lags[("region-a", "region-b")] = replace(
+        caught_up("region-a", "region-b"), gap=gap
+    )
+    world.run(3)
+    world.kill("region-a")
+    codes = decisions(world.run(6))
+    assert "failover_started" not in codes
+    assert "lag_too_high" in codes
+    assert world.roles()["region-a"] == ("primary", 1)
+    # Re-synced: the gate opens and the loop fails over.
+    del world.replication.lags[("region-a", "region-b")]
+    assert "failover_started" in decisions(world.run(3))
+    assert world.roles()["region-b"] == ("primary", 2)
+
+
+def test_a_planned_switchover_waits_until_the_target_applied_up_to_the_fence() -> None:
+    from dataclasses import replace
+
+    from switchyard.adapters.replication_memory import caught_up
+
+    world = World(topology(), cdc=True)
+    assert world.replication is not None
+    world.replication.positions["region-a"] = 5_000
+    behind = replace(caught_up("region-a", "region-b"), applied_lsn=4_000)
+    world.replication.lags[("region-a", "region-b")] = behind
+    world.run(2)
+    s = world.store.submit_intent(
+        IntentRequest("drill", "region-b", "switchover", "ops", drill_kind=DrillKind.PLANNED)
+    )
+    world.run(2)
+    record = world.store.failover(s.failover_id)
+    assert record.state is FailoverState.ABORTED  # never caught up: rolled back
+    wait = record.step(Step.WAIT_REPLICATION)
+    assert wait is not None
+    assert wait.detail is not None
+    assert (wait.detail["fence_lsn"], wait.detail["applied_lsn"]) == (5_000, 4_000)
+    assert world.roles()["region-a"] == ("primary", 2)
+
+    world.replication.lags[("region-a", "region-b")] = replace(behind, applied_lsn=5_000)
+    s = world.store.submit_intent(
+        IntentRequest("drill", "region-b", "switchover", "ops", drill_kind=DrillKind.PLANNED)
+    )
+    world.run(2)
+    assert world.store.failover(s.failover_id).state is FailoverState.SUCCEEDED
+    assert world.roles()["region-b"] == ("primary", 3)

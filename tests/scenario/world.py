@@ -16,6 +16,7 @@ from switchyard.adapters.credentials_memory import InMemoryCredentialLeases
 from switchyard.adapters.dns_memory import InMemoryDnsProvider
 from switchyard.adapters.lease_memory import InMemoryLeaseStore
 from switchyard.adapters.regions_memory import InMemoryRegionChecks, InMemoryRegionDatabases
+from switchyard.adapters.replication_memory import InMemoryReplicationMonitor
 from switchyard.controller.loop import Controller, ControllerParts, CycleReport
 from switchyard.controller.saga import Gslb, SagaParts, SagaRunner
 from switchyard.controller.view import loop_settings
@@ -54,6 +55,7 @@ class World:
     down: set[str] = field(default_factory=set)
     unreachable: dict[str, set[str]] = field(default_factory=dict)
     crashed: set[str] = field(default_factory=set)  # controllers not running
+    cdc: bool = False  # with a replication monitor (CDC lag gates, planned wait by position)
 
     def __post_init__(self) -> None:
         self.store = InMemoryControlStore(
@@ -76,6 +78,7 @@ class World:
             ["region-a-runtime", "region-b-runtime"], clock=self.clock
         )
         self.runtime_lease = self.credentials.issue("region-a-runtime")
+        self.replication = InMemoryReplicationMonitor() if self.cdc else None
         self.settings = loop_settings(self.topology)
         self.controllers = {v: self._controller(v) for v in VANTAGES}
 
@@ -95,6 +98,7 @@ class World:
                 clock=self.clock,
                 step_timeout_seconds=self.settings.step_timeout_seconds,
                 lease_ttl_seconds=self.settings.lease_ttl_seconds,
+                replication=self.replication,
             )
         )
         probes = [
@@ -114,6 +118,7 @@ class World:
                 regions=self.databases,
                 clock=self.clock,
                 settings=self.settings,
+                replication=self.replication,
             )
         )
 

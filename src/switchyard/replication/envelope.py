@@ -199,7 +199,7 @@ def parse(headers: Mapping[str, bytes], key: bytes | None, value: bytes | None) 
                     _int(body, "txSeq"),
                     _int(body, "lsn"),
                     _int(body, "ts_ms"),
-                    bool(body.get("newStream")),
+                    _bool(body, "newStream"),
                     snapshot if isinstance(snapshot, str) else None,
                 )
     except (KeyError, TypeError, ValueError) as exc:
@@ -277,7 +277,7 @@ def _chunk(body: dict[str, Any]) -> ChangeRecord:
         after_key=_key(raw.get("after")),
         through_key=_key(raw.get("through")),
         keep=tuple(tuple(k) for k in keep),
-        last=bool(raw.get("last")),
+        last=_bool(raw, "last"),
     )
     return ChangeRecord(source, index, count, None, chunk)
 
@@ -292,6 +292,13 @@ def _str(body: dict[str, Any], name: str) -> str:
     value = body[name]
     if not isinstance(value, str):
         raise TypeError(f"{name} is not a string")
+    return value
+
+
+def _bool(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} is not a boolean")
     return value
 
 
