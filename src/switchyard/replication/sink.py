@@ -317,10 +317,16 @@ class ChangeSink:
             st.stale += 1
         with conn.cursor() as cur:
             try:
+                # Whole batch in order, so runs of one statement span transactions and go
+                # out pipelined; a snapshot chunk's range delete right after its own rows.
+                pending: list[Any] = []
                 for _st, tx, statements in planned:
-                    applier.execute(cur, statements)
+                    pending += statements
                     if tx.chunk is not None:
+                        applier.execute(cur, pending)
+                        pending = []
                         applier.chunk_deletes(cur, tx.chunk, list(tx.changes))
+                applier.execute(cur, pending)
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 # One of them cannot be applied: find which, park it, apply the others.
                 conn.rollback()

@@ -201,6 +201,7 @@ class _Stream:
         self._last_beat_lsn = -1
         self._last_feedback = 0.0
         self._fed_back = 0
+        self._acked: _Pending | None = None  # acknowledged, position not stored yet
 
     # -- start: slot, stored position, resume marker -------------------------------------
     def start(self) -> None:
@@ -477,18 +478,27 @@ class _Stream:
         self._pub.poll(0)
         if self._fatal is not None:
             raise FatalError(f"the event log lost a record: {self._fatal}")
-        done = None
         while self._pending and self._pending[0].acked:
-            done = self._pending.popleft()
-        if done is not None:
-            self._store_position(done.lsn, done.tx_seq, done.epoch, done.plans)
-            self.confirmed = max(self.confirmed, done.lsn)
+            self._acked = self._pending.popleft()
+        now = time.monotonic()
+        acked = self._acked
+        # Storing the position is a write on the primary: at most once per feedback period
+        # (and when the server asks for a reply), not once per acknowledged transaction.
+        due = force_feedback or now - self._last_feedback >= self._s.feedback_seconds
+        if acked is not None and due:
+            self._store_position(acked.lsn, acked.tx_seq, acked.epoch, acked.plans)
+            self.confirmed = max(self.confirmed, acked.lsn)
+            self._acked = None
             force_feedback = True
-        if not self._pending and self._open is None and self._stream_end > self.confirmed:
+        if (
+            self._acked is None
+            and not self._pending
+            and self._open is None
+            and self._stream_end > self.confirmed
+        ):
             # Nothing of ours lies between the stored position and the end of the stream:
             # the slot may move on without a new stored position (same tx_seq).
             self.confirmed = self._stream_end
-        now = time.monotonic()
         if (
             self.confirmed > self._fed_back
             and (force_feedback or now - self._last_feedback >= self._s.feedback_seconds)
