@@ -221,6 +221,7 @@ class ChangeSink:
                 parsed = parse(record.headers, record.key, record.value)
             except MalformedRecord as exc:
                 batch.park.append((record, f"malformed: {exc}"))
+                st.dead_letters += 1
                 st.partial_poisoned = True
                 st.offsets[record.partition] = record.offset + 1
                 continue
@@ -283,6 +284,7 @@ class ChangeSink:
                 tx_seq=st.partial[0].source.tx_seq,
             )
             batch.park.append((record, "incomplete transaction"))
+            st.dead_letters += 1
             st.partial.clear()
             st.partial_poisoned = False
 
