@@ -44,9 +44,7 @@ import multiprocessing as mp
 import os
 import pstats
 import queue
-import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,7 +53,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from multiprocessing.context import SpawnContext
 from pathlib import Path
@@ -63,8 +61,10 @@ from typing import Any
 
 import psycopg
 
+from switchyard.devenv.cdc_pair import CdcWiring, drop_slot
+from switchyard.devenv.cdc_pair import sql as run_sql
 from switchyard.devenv.harness import Harness
-from switchyard.devenv.layout import HOST, DevPorts
+from switchyard.devenv.ports import free_port_base
 from switchyard.devenv.stacks import private_harness
 
 SERVERS = ("pg-region-a", "pg-region-b", "kafka")
@@ -168,47 +168,24 @@ class Timed:
         return Burst(rows, seconds, self.first, cpu / seconds, broker / seconds, busy / seconds)
 
 
-# --- wiring: what tests/support/cdc.py does, rebuilt inside each child process ----------------
+# --- wiring: switchyard.devenv.cdc_pair, as the integration tests use it ----------------------
 
 
 @dataclass(frozen=True)
-class Wiring:
-    bootstrap: str
-    source_region: str
-    target_region: str
-    source_conninfo: str
-    target_conninfo: str
-    topic: str
-    dead_letter_topic: str
-    group: str
+class Wiring(CdcWiring):
     session_id: str
     broker_pid: int  # its CPU is reported: noida-db's grows with the data it keeps
 
 
 def prepare(h: Harness) -> Wiring:
-    """A fresh database on each region's cluster, migrated, with its region_state row and the
-    session the turns belong to (so the first snapshot carries it to the standby); new region
-    names, so a new slot and new topics."""
-    from switchyard.db import migrate
-
-    suffix = uuid.uuid4().hex[:8]
-    clusters = (h.region_dbs["region-a"], h.region_dbs["region-b"])
-    for cluster in clusters:
-        migrate.upgrade(cluster.fresh_database(DATABASE), schema=migrate.REGION)
+    """Fresh databases (``CdcWiring.fresh``) plus the session the turns belong to (so the first
+    snapshot carries it to the standby); new region names, so a new slot and new topics."""
+    base = CdcWiring.fresh(h, "bench", DATABASE)
     w = Wiring(
-        bootstrap=h.kafka.bootstrap_servers,
-        source_region=f"src-{suffix}",
-        target_region=f"dst-{suffix}",
-        source_conninfo=clusters[0].conninfo(DATABASE),
-        target_conninfo=clusters[1].conninfo(DATABASE),
-        topic=f"bench.cdc.{suffix}",
-        dead_letter_topic=f"bench.cdc.dead-letter.{suffix}",
-        group=f"bench.cdc-sink.{suffix}",
+        **asdict(base),
         session_id=str(uuid.uuid4()),
         broker_pid=int(Path(h.layout.pidfile(h.kafka.name)).read_text().split()[0]),
     )
-    sql(w.source_conninfo, "INSERT INTO region_state VALUES (%s, 'primary', 1)", w.source_region)
-    sql(w.target_conninfo, "INSERT INTO region_state VALUES (%s, 'standby', 1)", w.target_region)
     sql(
         w.source_conninfo,
         "INSERT INTO dialog_sessions (id, region, epoch) VALUES (%s, %s, 1)",
@@ -245,46 +222,15 @@ def delete_topics(w: Wiring, *topics: str) -> None:
 
 
 def sql(conninfo: str, query: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        cur = conn.execute(query.encode(), params)
-        return cur.fetchall() if cur.description else []
+    return run_sql(conninfo, query, params)
 
 
 def build_source(w: Wiring) -> Any:
-    from switchyard.adapters.events_kafka import KafkaPublisher, KafkaTopics
-    from switchyard.domain.secrets import Secret
-    from switchyard.replication.source import ChangeSource, SourceSettings
-
-    settings = SourceSettings(
-        region=w.source_region, conninfo=Secret(w.source_conninfo), database=DATABASE, topic=w.topic
-    )
-    return ChangeSource(
-        settings,
-        # As bootstrap.py builds it for `switchyard cdc source`.
-        lambda: KafkaPublisher(w.bootstrap, client_id="bench-cdc-source", linger_ms=1),
-        KafkaTopics(w.bootstrap),
-    )
+    return w.source("bench-cdc-source")
 
 
 def build_sink(w: Wiring, on_applied: Callable[[Any], None]) -> Any:
-    from switchyard.adapters.events_kafka import KafkaPublisher, KafkaSubscriber, KafkaTopics
-    from switchyard.domain.secrets import Secret
-    from switchyard.replication.sink import ChangeSink, SinkSettings
-
-    settings = SinkSettings(
-        region=w.target_region,
-        conninfo=Secret(w.target_conninfo),
-        topics={w.source_region: w.topic},
-        dead_letter_topic=w.dead_letter_topic,
-        group_id=w.group,
-    )
-    return ChangeSink(
-        settings,
-        lambda: KafkaSubscriber(w.bootstrap, group_id=w.group, client_id="bench-cdc-sink"),
-        lambda: KafkaPublisher(w.bootstrap, client_id="bench-cdc-dlq"),
-        KafkaTopics(w.bootstrap),
-        on_applied=on_applied,
-    )
+    return w.sink("bench-cdc-sink", on_applied=on_applied)
 
 
 # --- child processes (spawned: each imports this module afresh) --------------------------------
@@ -489,23 +435,6 @@ def create_peer_slot(w: Wiring, slot: str, topic: str) -> None:
 
     sql(w.source_conninfo, "SELECT pg_create_logical_replication_slot(%s, 'wal2json')", slot)
     KafkaTopics(w.bootstrap).ensure(topic)
-
-
-def drop_slot(conninfo: str, slot: str) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            sql(
-                conninfo,
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                " WHERE slot_name = %s",
-                slot,
-            )
-            return
-        except psycopg.errors.ObjectInUse:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -776,26 +705,6 @@ def write(
 
 
 # --- running it all -------------------------------------------------------------------------------
-
-
-def free_port_base() -> int:
-    """A port base whose ports (for these servers) are free now (the idea of
-    tests/support/ports.py; randomised so parallel runs differ)."""
-    offsets = [DevPorts(0)[name] for name in ("pg_region_a", "pg_region_b", "kafka")]
-    for _ in range(50):
-        base = random.randrange(20000, 32500, 100)  # noqa: S311 - not a secret
-        if all(_port_free(base + off) for off in offsets):
-            return base
-    raise SystemExit("bench: no free block of loopback ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

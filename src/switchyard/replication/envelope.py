@@ -133,32 +133,27 @@ def encode_chunk(tx: TxSource, chunk: Chunk, *, topic: str, db: str, index: int)
     )
 
 
+def _standing(p: Heartbeat | Resume) -> dict[str, Any]:
+    """The fields heartbeats and resume markers share: where the source stands."""
+    return {
+        "region": p.region,
+        "epoch": p.epoch,
+        "stream": p.stream_id,
+        "txSeq": p.tx_seq,
+        "lsn": p.lsn,
+        "ts_ms": p.at_ms,
+    }
+
+
 def encode_heartbeat(beat: Heartbeat) -> bytes:
-    return orjson.dumps(
-        {
-            "region": beat.region,
-            "epoch": beat.epoch,
-            "stream": beat.stream_id,
-            "txSeq": beat.tx_seq,
-            "lsn": beat.lsn,
-            "ts_ms": beat.at_ms,
-        }
-    )
+    return orjson.dumps(_standing(beat))
 
 
 def encode_resume(marker: Resume) -> bytes:
-    return orjson.dumps(
-        {
-            "region": marker.region,
-            "epoch": marker.epoch,
-            "stream": marker.stream_id,
-            "txSeq": marker.tx_seq,
-            "lsn": marker.lsn,
-            "ts_ms": marker.at_ms,
-            "newStream": marker.new_stream,
-            "snapshot": marker.snapshot_id,
-        }
-    )
+    body = _standing(marker)
+    body["newStream"] = marker.new_stream
+    body["snapshot"] = marker.snapshot_id
+    return orjson.dumps(body)
 
 
 # -- parsing (the sink's edge) ---------------------------------------------------------------
@@ -182,29 +177,29 @@ def parse(headers: Mapping[str, bytes], key: bytes | None, value: bytes | None) 
             case "chunk":
                 return _chunk(body)
             case "heartbeat":
-                return Heartbeat(
-                    _str(body, "region"),
-                    _int(body, "epoch"),
-                    _str(body, "stream"),
-                    _int(body, "txSeq"),
-                    _int(body, "lsn"),
-                    _int(body, "ts_ms"),
-                )
+                return Heartbeat(*_position_of(body))
             case "resume":
                 snapshot = body.get("snapshot")
                 return Resume(
-                    _str(body, "region"),
-                    _int(body, "epoch"),
-                    _str(body, "stream"),
-                    _int(body, "txSeq"),
-                    _int(body, "lsn"),
-                    _int(body, "ts_ms"),
+                    *_position_of(body),
                     _bool(body, "newStream"),
                     snapshot if isinstance(snapshot, str) else None,
                 )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedRecord(f"{kind} record: {exc}") from None
     raise MalformedRecord(f"unknown record kind {kind!r}")
+
+
+def _position_of(body: dict[str, Any]) -> tuple[str, int, str, int, int, int]:
+    """region, epoch, stream, txSeq, lsn, ts_ms: what ``_standing`` wrote."""
+    return (
+        _str(body, "region"),
+        _int(body, "epoch"),
+        _str(body, "stream"),
+        _int(body, "txSeq"),
+        _int(body, "lsn"),
+        _int(body, "ts_ms"),
+    )
 
 
 def _tx_source(src: Any) -> TxSource:

@@ -42,7 +42,13 @@ from switchyard.observability.logging import log_event
 from switchyard.ports.events import Publisher, Record, Subscriber, TopicPartition, Topics
 from switchyard.replication.apply import Applier
 from switchyard.replication.catalog import table_shape
-from switchyard.replication.envelope import ERROR_HEADER, ChangeRecord, MalformedRecord, parse
+from switchyard.replication.envelope import (
+    ERROR_HEADER,
+    ChangeRecord,
+    MalformedRecord,
+    parse,
+    source_block,
+)
 from switchyard.replication.source import SINK_ORIGIN_PREFIX
 from switchyard.replication.values import SchemaMismatch
 
@@ -61,7 +67,12 @@ class SinkSettings:
 
     @property
     def origin(self) -> str:
-        return f"{SINK_ORIGIN_PREFIX}_{self.region.replace('-', '_')}"
+        return origin_name(self.region)
+
+
+def origin_name(region: str) -> str:
+    """The replication origin a sink applies under (never re-published by a source)."""
+    return f"{SINK_ORIGIN_PREFIX}_{region.replace('-', '_')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,25 +239,14 @@ class ChangeSink:
             if isinstance(parsed, Resume):
                 st.partial.clear()  # an unfinished transaction is re-sent after a restart
                 st.partial_poisoned = False
-                before = st.cursor
-                st.cursor = st.cursor.resumed(parsed, now_ms)
-                self._note_gap(batch, st, before)
-                st.offsets[record.partition] = record.offset + 1
-                if st.cursor.holding:
-                    batch.held = True
+                if self._control(batch, st, record, st.cursor.resumed(parsed, now_ms)):
                     break
                 continue
             if isinstance(parsed, Heartbeat):
                 self._interrupted(batch, st, record)
-                before = st.cursor
-                st.cursor = st.cursor.heartbeat(parsed, now_ms)
-                if not st.cursor.holding:
-                    st.heartbeat_ms = parsed.at_ms
-                self._note_gap(batch, st, before)
-                st.offsets[record.partition] = record.offset + 1
-                if st.cursor.holding:
-                    batch.held = True
+                if self._control(batch, st, record, st.cursor.heartbeat(parsed, now_ms)):
                     break
+                st.heartbeat_ms = parsed.at_ms
                 continue
             if st.partial and st.partial[0].source.lsn != parsed.source.lsn:
                 self._interrupted(batch, st, record)
@@ -273,6 +273,16 @@ class ChangeSink:
                 break
             st.offsets[record.partition] = record.offset + 1
         return batch
+
+    def _control(self, batch: _Batch, st: _SourceState, record: Record, cursor: SinkCursor) -> bool:
+        """A control record moved the cursor to ``cursor``; it is consumed either way (it
+        carries no data). True when the batch must stop here: a gap now holds."""
+        before, st.cursor = st.cursor, cursor
+        self._note_gap(batch, st, before)
+        st.offsets[record.partition] = record.offset + 1
+        if cursor.holding:
+            batch.held = True
+        return cursor.holding
 
     def _interrupted(self, batch: _Batch, st: _SourceState, record: Record) -> None:
         if st.partial:
@@ -584,14 +594,7 @@ def _transaction(records: list[ChangeRecord]) -> Transaction | None:
 def _as_record(st: _SourceState, tx: Transaction) -> Record:
     """A whole transaction as one dead letter (the original records are already consumed)."""
     body = {
-        "source": {
-            "region": tx.source.region,
-            "epoch": tx.source.epoch,
-            "stream": tx.source.stream_id,
-            "txSeq": tx.source.tx_seq,
-            "lsn": tx.source.lsn,
-            "ts_ms": tx.source.commit_ms,
-        },
+        "source": source_block(tx.source, topic=st.topic, db=""),
         "changes": [
             {"table": c.table, "op": c.op.value, "key": c.key, "before": c.before, "after": c.after}
             for c in tx.changes

@@ -19,7 +19,7 @@ import psycopg
 
 from switchyard.domain.cdc import Change, Chunk, Op
 from switchyard.replication.catalog import TableShape, table_shape
-from switchyard.replication.values import json_converter
+from switchyard.replication.values import json_converter, row_to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +126,7 @@ class SnapshotReader:
         key_at = [shape.columns.index(k) for k in shape.key]
         last_key: list[Any] | None = None
         for raw in fetched:
-            after = {
-                name: (None if value is None else convert(str(value)))
-                for name, convert, value in zip(shape.columns, converters, raw, strict=True)
-            }
+            after = row_to_json(converters, raw, shape.columns)  # type: ignore[arg-type]
             key = tuple(after[shape.columns[i]] for i in key_at)
             rows[key] = after
             last_key = list(key)

@@ -31,7 +31,7 @@ from psycopg import pq
 from psycopg.pq.abc import PGconn
 
 from switchyard.db.region_tables import PUBLICATION, REPLICATED_TABLES
-from switchyard.domain.cdc import Change, Heartbeat, Op, Resume, TxSource
+from switchyard.domain.cdc import Change, Chunk, Heartbeat, Op, Resume, TxSource
 from switchyard.domain.secrets import Secret
 from switchyard.errors import FatalError, TransientError
 from switchyard.observability.logging import log_event
@@ -41,11 +41,12 @@ from switchyard.replication.catalog import slot_name, table_shape
 from switchyard.replication.envelope import (
     KIND_HEADER,
     encode_changes,
+    encode_chunk,
     encode_heartbeat,
     encode_resume,
 )
 from switchyard.replication.snapshot import Plan, SnapshotReader, Window
-from switchyard.replication.values import json_converter
+from switchyard.replication.values import json_converter, row_to_json
 
 _log = logging.getLogger(__name__)
 
@@ -385,16 +386,8 @@ class _Stream:
         if tx is None:
             return
         if tx.changes:
-            source = TxSource(
-                region=self._s.region,
-                epoch=self.epoch,
-                stream_id=self.stream_id,
-                tx_seq=self.tx_seq + 1,
-                lsn=end_lsn,
-                commit_ms=pgoutput.pg_us_to_unix_ms(tx.commit_us),
-                txid=tx.xid,
-            )
-            self._publish(source, tx.changes, None)
+            commit_ms = pgoutput.pg_us_to_unix_ms(tx.commit_us)
+            self._publish(self._next_tx(end_lsn, commit_ms, tx.xid), tx.changes, None)
         if tx.state is not None:
             self.epoch = int(str(tx.state["epoch"]))
             log_event(_log, "cdc.source.epoch", epoch=self.epoch, role=str(tx.state.get("role")))
@@ -431,24 +424,27 @@ class _Stream:
             self._window = None
             chunk, changes = window.close(self.plans)
             self.plans = Plan.advance(self.plans, chunk)
-            source = TxSource(
-                region=self._s.region,
-                epoch=self.epoch,
-                stream_id=self.stream_id,
-                tx_seq=self.tx_seq + 1,
-                lsn=end_lsn,
-                commit_ms=_now_ms(),
-                txid=None,
-                snapshot="last" if chunk.last else "incremental",
-            )
-            self._publish(source, changes, chunk)
+            snapshot = "last" if chunk.last else "incremental"
+            self._publish(self._next_tx(end_lsn, _now_ms(), None, snapshot), changes, chunk)
 
-    def _publish(self, source: TxSource, changes: list[Change], chunk: object) -> None:
-        from switchyard.domain.cdc import Chunk
-        from switchyard.replication.envelope import encode_chunk
+    def _next_tx(
+        self, lsn: int, commit_ms: int, txid: int | None, snapshot: str = "false"
+    ) -> TxSource:
+        """The source block of the next transaction published (numbered tx_seq + 1)."""
+        return TxSource(
+            region=self._s.region,
+            epoch=self.epoch,
+            stream_id=self.stream_id,
+            tx_seq=self.tx_seq + 1,
+            lsn=lsn,
+            commit_ms=commit_ms,
+            txid=txid,
+            snapshot=snapshot,
+        )
 
+    def _publish(self, source: TxSource, changes: list[Change], chunk: Chunk | None) -> None:
         s = self._s
-        extra = 1 if isinstance(chunk, Chunk) else 0
+        extra = 1 if chunk is not None else 0
         records = encode_changes(
             source, changes, topic=s.topic, db=s.database, now_ms=_now_ms(), extra=extra
         )
@@ -466,7 +462,7 @@ class _Stream:
         last = len(records) - 1 if not extra else -1
         for i, (key, value) in enumerate(records):
             publish(topic, key, value, on_ack=acked if i == last else None)
-        if isinstance(chunk, Chunk):
+        if chunk is not None:
             value = encode_chunk(source, chunk, topic=topic, db=s.database, index=len(records) + 1)
             publish(topic, None, value, headers=[(KIND_HEADER, b"chunk")], on_ack=acked)
         self.tx_seq = source.tx_seq
@@ -561,15 +557,7 @@ class _Stream:
 
 
 def _row(rel: _Relation, values: tuple[object, ...]) -> dict[str, object]:
-    row: dict[str, object] = {}
-    for name, convert, value in zip(rel.names, rel.converters, values, strict=True):
-        if value is None:
-            row[name] = None
-        elif value is pgoutput.UNCHANGED_TOAST:
-            continue
-        else:
-            row[name] = convert(value)  # type: ignore[arg-type]
-    return row
+    return row_to_json(rel.converters, values, rel.names)  # type: ignore[arg-type]
 
 
 def _replication_connection(conninfo: str) -> PGconn:
