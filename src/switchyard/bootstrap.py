@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from switchyard.dialog.app import create_runtime_app
 from switchyard.dialog.chunking import CHUNKER_VERSION
 from switchyard.dialog.documents import load_corpus, load_document
 from switchyard.dialog.embedding import Embedder, MiniLmEmbedder
+from switchyard.dialog.golden import load_golden
 from switchyard.dialog.index import SearchIndex, build_index
 from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier
 from switchyard.dialog.live_index import LiveIndex, reconcile
@@ -42,7 +44,7 @@ from switchyard.dialog.sessions import stored_documents
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.dialog.tools import HttpTicketTool, ToolRegistry
 from switchyard.domain.credentials import DatabaseLease
-from switchyard.domain.region import Region, initial_epoch
+from switchyard.domain.region import Region, RegionRole, initial_epoch
 from switchyard.domain.secrets import Secret, SecretValue
 from switchyard.errors import ConfigError, TransientError
 from switchyard.observability.logging import Redactor, log_event
@@ -54,8 +56,13 @@ from switchyard.observability.metrics import (
     ReplicationGauges,
 )
 from switchyard.ports.credentials import CredentialLeases
+from switchyard.ports.objects import ObjectStore
 from switchyard.ports.secrets import SecretStore
 from switchyard.settings import Settings
+from switchyard.snapshots.gate import golden_gate
+from switchyard.snapshots.restore import Restorer, Staged, restore_live
+from switchyard.snapshots.status import SnapshotWatch
+from switchyard.snapshots.sync import RestoreRequest, runtime_restorer
 from switchyard.topology import RegionSpec, Topology, load_topology
 
 _log = logging.getLogger(__name__)
@@ -131,6 +138,9 @@ def build_api_context(core: Core) -> ApiContext:
         control=PostgresControlStore(core.engine),
         replication=PostgresReplicationMonitor(_region_engines(core)),
         replication_gauges=ReplicationGauges.create(metrics.registry),
+        snapshot_stores={
+            r.name: build_object_store(r, core.secrets, quick=True) for r in core.topology.regions
+        },
     )
 
 
@@ -293,6 +303,7 @@ def build_runtime(
         runtime,
         TokenTable.from_secret(f"vault:{settings.api_tokens_secret}", tokens.data),
         api_metrics,
+        _snapshot_restorer(settings, region, secrets, index, embedder, runtime.retriever),
     )
     url = urlsplit(str(spec.runtime_url))
     return RuntimeParts(app, runtime, url.hostname or "127.0.0.1", url.port or 80)
@@ -436,6 +447,9 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             settings=loop,
             metrics=metrics,
             replication=replication,
+            snapshots=SnapshotWatch(
+                {r.name: build_object_store(r, core.secrets, quick=True) for r in topology.regions}
+            ),
         )
     )
     return ControllerProcess(controller, metrics, clients, [regions.dispose, core.engine.dispose])
@@ -549,3 +563,115 @@ def build_cdc_sink(settings: Settings, region: str, redactor: Redactor) -> CdcPr
         ).inc(),
     )
     return CdcProcess(sink.run, metrics, [])
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+
+def build_object_store(
+    spec: RegionSpec, secrets: SecretStore, *, quick: bool = False
+) -> ObjectStore:
+    """The region's bucket, with the S3 keys from Vault (``bucket.credentials_secret``).
+
+    ``quick``: one attempt with short timeouts, for status reads that must not hold up an API
+    answer or a controller cycle (an unreachable bucket reads as "unknown")."""
+    from switchyard.adapters.objects_s3 import S3ObjectStore
+
+    creds = secrets.read(spec.bucket.credentials_secret)
+    return S3ObjectStore(
+        str(spec.bucket.endpoint),
+        spec.bucket.name,
+        access_key_id=creds.get("access_key_id").reveal(),
+        secret_access_key=creds.get("secret_access_key"),
+        attempts=1 if quick else 4,
+        connect_timeout=1.0 if quick else 5.0,
+        read_timeout=2.0 if quick else 60.0,
+    )
+
+
+class SnapshotContext:
+    """What ``switchyard snapshot ...`` works with; every part built on first use."""
+
+    def __init__(self, settings: Settings, redactor: Redactor) -> None:
+        self.settings = settings
+        self.topology = load_topology(settings.topology_file)
+        self.regions = [r.name for r in self.topology.regions]
+        self._redactor = redactor
+        self._secrets: SecretStore | None = None
+        self._stores: dict[str, ObjectStore] = {}
+
+    @property
+    def secrets(self) -> SecretStore:
+        if self._secrets is None:
+            self._secrets = build_secret_store(self.settings, self._redactor)
+        return self._secrets
+
+    def store(self, region: str) -> ObjectStore:
+        if region not in self._stores:
+            self._stores[region] = build_object_store(
+                region_spec(self.settings, region), self.secrets
+            )
+        return self._stores[region]
+
+    def index_store(self, region: str) -> IndexStore:
+        """The index a runtime of ``region`` on this machine keeps (see ``build_runtime``)."""
+        region_spec(self.settings, region)
+        return IndexStore(self.settings.data_dir / region / "index")
+
+    def restorer(self) -> RestoreRequest:
+        token = self.secrets.read(self.settings.api_tokens_secret).get("operator")
+        urls = {r.name: str(r.runtime_url) for r in self.topology.regions}
+        return runtime_restorer(urls, token.reveal())
+
+    def primary(self) -> str:
+        """The primary as the control store records it."""
+        core = build_core(self.settings, self._redactor)
+        try:
+            from switchyard.adapters.control_postgres import PostgresControlStore
+
+            regions = PostgresControlStore(core.engine).regions()
+        finally:
+            core.engine.dispose()
+        primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
+        if primary is None:
+            raise TransientError("the control store names no primary region right now")
+        return primary
+
+
+def build_snapshot_context(settings: Settings, redactor: Redactor) -> SnapshotContext:
+    return SnapshotContext(settings, redactor)
+
+
+def _snapshot_restorer(
+    settings: Settings,
+    region: str,
+    secrets: SecretStore,
+    index: LiveIndex,
+    embedder: Embedder,
+    retriever: Retriever,
+) -> Restorer | None:
+    """The runtime's restore entry point, or None when it cannot gate (no golden file)."""
+    if not settings.golden_file.is_file():
+        log_event(
+            _log,
+            "snapshot.restore_disabled",
+            level=logging.WARNING,
+            reason=f"no golden questions at {settings.golden_file}",
+        )
+        return None
+    objects = build_object_store(region_spec(settings, region), secrets)
+    gate = golden_gate(load_golden(settings.golden_file), retriever)
+
+    def restore(generation: int | None) -> Staged:
+        return restore_live(
+            index,
+            objects,
+            region=region,
+            generation=generation,
+            model_id=embedder.model_id,
+            chunker_version=CHUNKER_VERSION,
+            gate=gate,
+            now=lambda: datetime.now(UTC),
+        )
+
+    return restore

@@ -162,6 +162,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from switchyard.devenv import cli as dev_cli
+    from switchyard.snapshots import cli as snapshot_cli
 
     parser = argparse.ArgumentParser(
         prog="switchyard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(ev)
     ev.set_defaults(handler=_eval)
+    snapshot_cli.add_parser(sub)
     dev_cli.add_parser(sub)
     return parser
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     # The dialog runtime (``switchyard runtime``).
     corpus_dir: Path = Path("corpus/demo")
+    # The golden questions a restored snapshot must answer before it goes live.
+    golden_file: Path = Path("corpus/golden/questions-v1.yaml")
     # Index generations live under <data_dir>/<region>/index.
     data_dir: Path = Path(".local/runtime")
     llm_url: str | None = Field(default=None, pattern=r"^https?://")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from uuid import uuid4
 import boto3
 import pytest
 
+from support.ports import closed_port
 from switchyard.adapters.dns_memory import InMemoryDnsProvider
 from switchyard.adapters.dns_powerdns import PowerDnsApiProvider
 from switchyard.adapters.dns_registry import DnsProviderSpec, build_dns_provider
@@ -49,13 +49,6 @@ class Backend:
     # Why separate adapters (as separate processes would) can both pass the compare; None
     # when the server itself checks, so exactly one of them wins.
     race: str | None = None
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released; nothing else takes it here)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ the topics afterwards. Nothing sleeps: reads poll with a deadline.
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from uuid import uuid4
@@ -17,6 +16,7 @@ import pytest
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import AdminClient
 
+from support.ports import closed_port
 from switchyard.adapters.events_kafka import KafkaPublisher, KafkaSubscriber, KafkaTopics
 from switchyard.adapters.events_memory import InMemoryEventLog
 from switchyard.errors import FatalError, TransientError
@@ -83,13 +83,6 @@ class Rig:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid4().hex[:12]}"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _memory_rig() -> Rig:

@@ -25,6 +25,7 @@ from aiohttp import web
 from fastapi import FastAPI
 from sqlalchemy import Engine, make_url
 
+from support.ports import closed_port
 from support.runtime import runtime_app
 from switchyard.adapters.probes import (
     CanaryProbe,
@@ -61,14 +62,6 @@ VACATION_DOC = "handbook/vacation-and-leave.md"
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(main())
-
-
-def closed_port() -> int:
-    """A loopback port where nothing listens (one the OS just handed out and took back)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def canary_body(cited: list[str], *, role: str = "primary", epoch: int = 4) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -9,6 +10,7 @@ from sqlalchemy.engine import Engine
 from switchyard.api.auth import TokenTable
 from switchyard.observability.metrics import ApiMetrics, ReplicationGauges
 from switchyard.ports.control import ControlStore
+from switchyard.ports.objects import ObjectStore
 from switchyard.ports.replication import ReplicationMonitor
 
 
@@ -31,3 +33,5 @@ class ApiContext:
     # Lag between regions (GET /v1/replication), and the gauges each read refreshes.
     replication: ReplicationMonitor | None = None
     replication_gauges: ReplicationGauges | None = None
+    # Each region's snapshot bucket (GET /v1/replication reports generations and age).
+    snapshot_stores: Mapping[str, ObjectStore] | None = None

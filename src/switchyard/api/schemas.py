@@ -201,5 +201,26 @@ class ReplicationPairOut(BaseModel):
     stale_epoch_refused: int
 
 
+class SnapshotRegionOut(BaseModel):
+    """A region's index snapshots. Generations are null while unknown (nothing published or
+    restored yet, or the bucket unreadable: ``error`` says why)."""
+
+    region: str
+    primary: bool
+    latest_generation: int | None = Field(description="newest generation in its bucket")
+    active_generation: int | None = Field(description="generation its runtime serves")
+    age_seconds: float | None = Field(
+        description="time since the generation it serves was published"
+    )
+    activated_at: datetime | None
+    generations_behind: int | None = Field(
+        description="what the failover gate compares with max_generations_behind"
+    )
+    error: str | None
+
+
 class ReplicationOut(BaseModel):
     items: list[ReplicationPairOut]
+    snapshots: list[SnapshotRegionOut] = Field(
+        default_factory=list, description="empty when no snapshot buckets are configured"
+    )

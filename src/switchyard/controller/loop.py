@@ -42,6 +42,7 @@ from switchyard.ports.lease import LeaseStore
 from switchyard.ports.probe import Probe
 from switchyard.ports.regions import RegionDatabases
 from switchyard.ports.replication import ReplicationMonitor
+from switchyard.snapshots.status import SnapshotWatch, generations_behind
 
 _log = logging.getLogger(__name__)
 LEASE_NAME = "controller"
@@ -72,6 +73,7 @@ class ControllerParts:
     settings: LoopSettings
     metrics: ControllerMetrics | None = None
     replication: ReplicationMonitor | None = None  # None: lag gates read "unknown"
+    snapshots: SnapshotWatch | None = None  # None: snapshot gates read "unknown"
 
 
 class Controller:
@@ -149,6 +151,7 @@ class Controller:
             intents=store.pending_intents(),
             armed_drill=armed.id if armed else None,
             lags=self._lags(regions),
+            generations_behind=self._generations_behind(regions, at),
         )
         decision = decide(view, p.settings.policy)
         token = lease.fencing_token
@@ -186,6 +189,30 @@ class Controller:
                 if self._p.metrics is not None:
                     self._p.metrics.replication(lag)
         return lags
+
+    def _generations_behind(self, regions: Sequence[Region], at: datetime) -> dict[str, int | None]:
+        """Per standby, snapshot generations served behind the primary's newest (none without
+        a watch)."""
+        watch = self._p.snapshots
+        primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
+        if watch is None or primary is None:
+            return {}
+        statuses = watch.statuses()
+        behind: dict[str, int | None] = {}
+        for region in regions:
+            status = statuses.get(region.name)
+            count = None
+            if region.role is RegionRole.STANDBY:
+                count = behind[region.name] = generations_behind(statuses, primary, region.name)
+            if self._p.metrics is not None and status is not None:
+                self._p.metrics.replication_gauges.observe_snapshot(
+                    region.name,
+                    latest=status.latest_generation,
+                    active=status.active_generation,
+                    age_seconds=status.age_seconds(at),
+                    behind=count,
+                )
+        return behind
 
     def _execute(
         self, action: StartFailover | ResumeFailover | RejectIntent | ReassertFence, lease: Lease

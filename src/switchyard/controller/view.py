@@ -75,8 +75,10 @@ def build_view(
     intents: Sequence[Intent],
     armed_drill: UUID | None,
     lags: Mapping[str, float | None] | None = None,
+    generations_behind: Mapping[str, int | None] | None = None,
 ) -> View:
-    """``lags``: per standby, the CDC lag from the primary the gate compares (None: unknown)."""
+    """``lags``: per standby, the CDC lag from the primary the gate compares (None: unknown);
+    ``generations_behind``: per standby, snapshot generations behind the primary's newest."""
     reports = vantage_reports(observations)
     views = []
     for region in regions:
@@ -95,6 +97,7 @@ def build_view(
                 observed_role=None if with_role is None else with_role.role,
                 observed_epoch=None if with_role is None else with_role.epoch,
                 lag_seconds=(lags or {}).get(region.name),
+                generations_behind=(generations_behind or {}).get(region.name),
             )
         )
     step = running.next_step() if running is not None else None

@@ -3,7 +3,7 @@
 Routes parse, call ``DialogRuntime`` and map its errors; problem details come from the same
 handlers as the control-plane API. ``POST /v1/chat`` and ``GET /v1/sessions/{id}`` need no
 token: a session id is an unguessable capability held by the end user's client. Adding
-documents needs an operator token.
+documents and restoring a snapshot need an operator token.
 """
 
 from __future__ import annotations
@@ -37,11 +37,17 @@ from switchyard.dialog.schemas import (
     DocumentIn,
     DocumentOut,
     ReadyOut,
+    RestoreIn,
+    RestoreOut,
     SessionOut,
     TurnOut,
 )
 from switchyard.dialog.sessions import citation_json
+from switchyard.dialog.store import IndexMismatchError
 from switchyard.observability.metrics import ApiMetrics
+from switchyard.ports.objects import ChecksumMismatch
+from switchyard.snapshots.layout import SnapshotError
+from switchyard.snapshots.restore import GateFailedError, Restorer
 
 router = APIRouter()
 
@@ -164,6 +170,35 @@ async def canary(
     )
 
 
+@router.post("/v1/index/restore", tags=["index"], response_model=RestoreOut)
+async def restore_index(body: RestoreIn, request: Request, _: Operator) -> RestoreOut:
+    """Restore a snapshot generation from the region's bucket: verify every file, run the
+    golden questions, then swap the live index. A refusal leaves the live index as it was:
+    409 ``snapshot_gate_failed`` (the detail says which scores missed), 422 for a manifest from
+    another model or chunker (``index_mismatch``) or damaged files (``checksum_mismatch``)."""
+    restorer: Restorer | None = request.app.state.restorer
+    if restorer is None:
+        raise ApiError(409, "snapshots_not_configured", "this runtime has no snapshot bucket")
+    try:
+        staged = await run_in_threadpool(restorer, body.generation)
+    except GateFailedError as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
+    except (IndexMismatchError, ChecksumMismatch, SnapshotError) as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
+    _runtime(request).observe_index()
+    info = staged.index.info
+    return RestoreOut(
+        generation=staged.manifest.generation,
+        source_region=staged.manifest.source_region,
+        index_generation=info.generation,
+        documents=info.documents,
+        chunks=info.chunks,
+        downloaded_files=staged.downloaded_files,
+        downloaded_bytes=staged.downloaded_bytes,
+        gate=staged.gate.reason,
+    )
+
+
 def _decode(body: DocumentIn) -> bytes:
     if body.encoding == "base64":
         try:
@@ -199,7 +234,14 @@ def _stored_citation(c: Mapping[str, Any]) -> CitationOut:
     )
 
 
-def create_runtime_app(runtime: DialogRuntime, tokens: TokenTable, metrics: ApiMetrics) -> FastAPI:
+def create_runtime_app(
+    runtime: DialogRuntime,
+    tokens: TokenTable,
+    metrics: ApiMetrics,
+    restorer: Restorer | None = None,
+) -> FastAPI:
+    """``restorer``: restores a snapshot generation into the live index (None: this runtime has
+    no snapshot bucket configured, and restore requests are refused)."""
     app = FastAPI(
         title=f"Switchyard dialog runtime ({runtime.region})",
         version=__version__,
@@ -207,6 +249,7 @@ def create_runtime_app(runtime: DialogRuntime, tokens: TokenTable, metrics: ApiM
     )
     app.state.runtime = runtime
     app.state.tokens = tokens
+    app.state.restorer = restorer
     problems.install(app)
     app.include_router(router)
 

@@ -12,11 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from switchyard.dialog.golden import EvalReport, GoldenSet, Outcome, load_golden, score
 from switchyard.errors import TransientError
+
+if TYPE_CHECKING:
+    from switchyard.dialog.index import SearchIndex
+    from switchyard.dialog.retrieval import Retriever
 
 DEFAULT_GOLDEN = Path("corpus/golden/questions-v1.yaml")
 DEFAULT_CORPUS = Path("corpus/demo")
@@ -82,16 +87,19 @@ def remote_asker(base_url: str, *, timeout_seconds: float = 10.0) -> Ask:
 
 
 def local_asker(corpus: Path) -> Ask:
-    from switchyard.dialog.answering import extractive_answer
     from switchyard.dialog.documents import load_corpus
     from switchyard.dialog.embedding import MiniLmEmbedder
     from switchyard.dialog.index import build_index
-    from switchyard.dialog.model import AnswerKind
     from switchyard.dialog.retrieval import Retriever
 
     embedder = MiniLmEmbedder()
-    index = build_index(load_corpus(corpus), embedder)
-    retriever = Retriever(embedder)
+    return index_asker(build_index(load_corpus(corpus), embedder), Retriever(embedder))
+
+
+def index_asker(index: SearchIndex, retriever: Retriever) -> Ask:
+    """Ask ``index`` directly (a staged snapshot before it goes live, an index built here)."""
+    from switchyard.dialog.answering import extractive_answer
+    from switchyard.dialog.model import AnswerKind
 
     def ask(question_id: str, question: str) -> Outcome:
         start = time.perf_counter()

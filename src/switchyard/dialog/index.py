@@ -1,12 +1,11 @@
-"""The search index of one region: chunks, their vectors (FAISS HNSW) and BM25 statistics.
+"""The search index of one region: segments of chunks with their vectors (FAISS HNSW) and BM25
+term counts, searched together.
 
-A ``SearchIndex`` is immutable once built. Adding or replacing a document builds the next
-generation (reusing the vectors of every unchanged chunk, so only new text is embedded) and the
-runtime swaps the reference; searches in flight finish on the generation they started with.
-
-On disk a generation is a folder (see ``store.py``) holding a manifest and these files:
-``chunks.jsonl``, ``documents.json``, ``vectors.npy`` (raw vectors, for incremental rebuilds),
-``hnsw.faiss`` and ``bm25/`` (the sparse BM25 matrix and vocabulary from bm25s).
+A ``SearchIndex`` is one generation: an immutable list of segments (``segments.py``) and the
+documents deleted from each. Adding or replacing documents builds the next generation with one
+new segment for them (reusing the vectors of every unchanged chunk, so only new text is
+embedded) and the old copies marked deleted; the runtime swaps the reference, and searches in
+flight finish on the generation they started with. On disk: ``store.py``.
 """
 
 from __future__ import annotations
@@ -15,20 +14,25 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
 
 import numpy as np
-import numpy.typing as npt
 
+from switchyard.dialog.bm25 import KeywordScorer
 from switchyard.dialog.chunking import CHUNKER_VERSION, chunk_document, embedding_text
 from switchyard.dialog.embedding import Embedder, Vectors
 from switchyard.dialog.model import Chunk, Document
+from switchyard.dialog.segments import (
+    DocumentInfo,
+    Segment,
+    TermCounts,
+    VectorSearch,
+    build_segment,
+    merge,
+    plan_merge,
+)
 
-HNSW_NEIGHBOURS = 32
-HNSW_EF_CONSTRUCTION = 80
-# The default efSearch (16) found the exact top 5 only ~76 % of the time over 10k vectors;
-# 128 costs well under a millisecond and makes the approximate search near exact.
-HNSW_EF_SEARCH = 128
+__all__ = ["DocumentInfo", "IndexInfo", "SearchIndex", "build_index", "tokenize", "with_documents"]
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(
@@ -119,77 +123,76 @@ def _stem(word: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class DocumentInfo:
-    """What the index remembers of a document (its text lives in the chunks)."""
-
-    doc_id: str
-    title: str
-    media_type: str
-    sha256: str
-    chunks: int
-
-
-@dataclass(frozen=True, slots=True)
 class IndexInfo:
     generation: int
     model_id: str
     chunker_version: str
     documents: int
-    chunks: int
+    chunks: int  # live chunks
     built_at: str  # RFC 3339, UTC
 
 
 class SearchIndex:
-    """Chunks plus the two searches over them. Rows are positions in ``chunks``."""
+    """Segments plus the two searches over their live rows.
+
+    Rows are positions in ``chunks``: every segment's rows in order, deleted ones included (they
+    are never returned by a search).
+    """
 
     def __init__(
         self,
         info: IndexInfo,
-        documents: Mapping[str, DocumentInfo],
-        chunks: Sequence[Chunk],
-        vectors: Vectors,
-        hnsw: Any,
-        bm25: Any,
+        segments: Sequence[Segment],
+        deleted: Mapping[str, frozenset[str]],
     ) -> None:
-        if len(chunks) != vectors.shape[0]:
-            raise ValueError(f"{len(chunks)} chunks but {vectors.shape[0]} vectors")
         self.info = info
-        self.documents = dict(documents)
-        self.chunks = tuple(chunks)
-        self.vectors = vectors
-        self._hnsw = hnsw
-        self._bm25 = bm25
-        self._vocab: Mapping[str, int] = getattr(bm25, "vocab_dict", None) or {}
+        self.segments = tuple(segments)
+        self.deleted = {s.id: frozenset(deleted.get(s.id, ())) for s in self.segments}
+        self.chunks = tuple(c for s in self.segments for c in s.chunks)
+        self.documents = {
+            doc_id: d
+            for s in self.segments
+            for doc_id, d in s.documents.items()
+            if doc_id not in self.deleted[s.id]
+        }
+        dead = [s.rows_of(self.deleted[s.id]) for s in self.segments]
+        self._offsets = np.cumsum([0] + [len(s.chunks) for s in self.segments])
+        self._vectors = [VectorSearch(s, d) for s, d in zip(self.segments, dead, strict=True)]
+        self._keywords = KeywordScorer(list(zip(self.segments, dead, strict=True)))
+        live = len(self.chunks) - sum(len(d) for d in dead)
+        if (info.documents, info.chunks) != (len(self.documents), live):
+            raise ValueError(
+                f"info says {info.documents} documents and {info.chunks} chunks, "
+                f"segments hold {len(self.documents)} and {live}"
+            )
 
     def __repr__(self) -> str:
         i = self.info
-        return f"SearchIndex(generation={i.generation}, documents={i.documents}, chunks={i.chunks})"
+        return (
+            f"SearchIndex(generation={i.generation}, documents={i.documents}, chunks={i.chunks}, "
+            f"segments={len(self.segments)})"
+        )
 
-    @property
-    def hnsw(self) -> Any:
-        return self._hnsw
-
-    @property
-    def bm25(self) -> Any:
-        return self._bm25
+    @cached_property
+    def vectors(self) -> Vectors:
+        """Every row's vector (deleted rows included), aligned with ``chunks``."""
+        if not self.segments:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate([s.vectors for s in self.segments])
 
     def vector_search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
-        """The ``k`` rows nearest to ``query`` (one normalised row) with cosine similarity."""
-        if not self.chunks:
-            return []
-        scores, rows = self._hnsw.search(query.reshape(1, -1), min(k, len(self.chunks)))
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+        """The ``k`` live rows nearest to ``query`` (one normalised row) with cosine similarity."""
+        found = [
+            (int(offset) + row, score)
+            for offset, search in zip(self._offsets, self._vectors, strict=False)
+            for row, score in search.search(query, k)
+        ]
+        found.sort(key=lambda hit: -hit[1])
+        return found[:k]
 
     def keyword_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """The ``k`` best BM25 rows for ``terms`` (rows scoring zero are left out)."""
-        known = [t for t in terms if t in self._vocab]
-        if not known or not self.chunks:
-            return []
-        scores: npt.NDArray[np.float32] = self._bm25.get_scores(known)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
+        """The ``k`` best BM25 live rows for ``terms`` (rows scoring zero are left out)."""
+        return self._keywords.search(terms, k)
 
 
 def build_index(
@@ -199,87 +202,87 @@ def build_index(
     generation: int = 1,
     previous: SearchIndex | None = None,
 ) -> SearchIndex:
-    """Index ``documents`` from scratch, reusing ``previous``'s vectors for unchanged chunks."""
-    infos: dict[str, DocumentInfo] = {}
-    chunks: list[Chunk] = []
-    for doc in documents:
-        doc_chunks = chunk_document(doc)
-        infos[doc.doc_id] = _doc_info(doc, len(doc_chunks))
-        chunks.extend(doc_chunks)
-    return _assemble(infos, chunks, embedder, generation, previous)
+    """Index ``documents`` from scratch as one segment, reusing ``previous``'s vectors for
+    unchanged chunks."""
+    segment = _segment_of(list(documents), embedder, previous)
+    return _generation([segment] if segment.documents else [], {}, embedder, generation)
 
 
 def with_documents(
     index: SearchIndex, documents: Sequence[Document], embedder: Embedder
 ) -> SearchIndex:
-    """The next generation: ``documents`` added, or replacing those with the same ids."""
-    replaced = {d.doc_id for d in documents}
-    infos = {k: v for k, v in index.documents.items() if k not in replaced}
-    chunks = [c for c in index.chunks if c.doc_id not in replaced]
-    for doc in documents:
-        doc_chunks = chunk_document(doc)
-        infos[doc.doc_id] = _doc_info(doc, len(doc_chunks))
-        chunks.extend(doc_chunks)
-    return _assemble(infos, chunks, embedder, index.info.generation + 1, index)
+    """The next generation: ``documents`` added, or replacing those with the same ids.
+
+    They go into one new segment; their old copies are marked deleted; then segments are merged
+    if ``plan_merge`` says so.
+    """
+    replaced = frozenset(d.doc_id for d in documents)
+    deleted = {s.id: index.deleted[s.id] | (replaced & s.documents.keys()) for s in index.segments}
+    segments = [*index.segments, _segment_of(documents, embedder, index)]
+    deleted[segments[-1].id] = frozenset()
+    chosen = plan_merge([(len(s.chunks), len(s.rows_of(deleted[s.id]))) for s in segments])
+    if chosen:
+        merged = merge([segments[i] for i in chosen], deleted)
+        kept = [s for i, s in enumerate(segments) if i not in chosen]
+        segments = [*kept, merged] if merged.documents else kept
+        deleted = {s.id: deleted.get(s.id, frozenset()) for s in segments}
+    return _generation(segments, deleted, embedder, index.info.generation + 1)
 
 
-def _doc_info(doc: Document, chunks: int) -> DocumentInfo:
-    return DocumentInfo(doc.doc_id, doc.title, doc.media_type, doc.sha256, chunks)
-
-
-def _assemble(
-    infos: Mapping[str, DocumentInfo],
-    chunks: Sequence[Chunk],
+def _generation(
+    segments: Sequence[Segment],
+    deleted: Mapping[str, frozenset[str]],
     embedder: Embedder,
     generation: int,
-    previous: SearchIndex | None,
 ) -> SearchIndex:
-    vectors = _vectors_for(chunks, embedder, previous)
+    live_docs = {
+        doc_id
+        for s in segments
+        for doc_id in s.documents
+        if doc_id not in deleted.get(s.id, frozenset())
+    }
+    live_chunks = sum(
+        1 for s in segments for c in s.chunks if c.doc_id not in deleted.get(s.id, frozenset())
+    )
     info = IndexInfo(
         generation=generation,
         model_id=embedder.model_id,
         chunker_version=CHUNKER_VERSION,
-        documents=len(infos),
-        chunks=len(chunks),
+        documents=len(live_docs),
+        chunks=live_chunks,
         built_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
-    return SearchIndex(
-        info, infos, chunks, vectors, build_hnsw(vectors, embedder.dimension), build_bm25(chunks)
-    )
+    return SearchIndex(info, segments, deleted)
+
+
+def _segment_of(
+    documents: Sequence[Document], embedder: Embedder, previous: SearchIndex | None
+) -> Segment:
+    infos: list[DocumentInfo] = []
+    chunks: list[Chunk] = []
+    for doc in documents:
+        doc_chunks = chunk_document(doc)
+        infos.append(
+            DocumentInfo(doc.doc_id, doc.title, doc.media_type, doc.sha256, len(doc_chunks))
+        )
+        chunks.extend(doc_chunks)
+    terms = TermCounts.of([tokenize(f"{c.title} {c.section} {c.text}") for c in chunks])
+    return build_segment(infos, chunks, _vectors_for(chunks, embedder, previous), terms)
 
 
 def _vectors_for(
     chunks: Sequence[Chunk], embedder: Embedder, previous: SearchIndex | None
 ) -> Vectors:
-    cached: dict[str, int] = {}
+    cached: dict[str, Vectors] = {}
     if previous is not None and previous.info.model_id == embedder.model_id:
-        cached = {c.chunk_id: row for row, c in enumerate(previous.chunks)}
+        cached = {
+            c.chunk_id: s.vectors[row] for s in previous.segments for row, c in enumerate(s.chunks)
+        }
     vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
     missing = [i for i, c in enumerate(chunks) if c.chunk_id not in cached]
     for i, c in enumerate(chunks):
-        if c.chunk_id in cached and previous is not None:
-            vectors[i] = previous.vectors[cached[c.chunk_id]]
+        if c.chunk_id in cached:
+            vectors[i] = cached[c.chunk_id]
     if missing:
         vectors[missing] = embedder.embed([embedding_text(chunks[i]) for i in missing])
     return vectors
-
-
-def build_hnsw(vectors: Vectors, dimension: int) -> Any:
-    import faiss
-
-    hnsw = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-    if len(vectors):
-        hnsw.add(vectors)
-    return hnsw
-
-
-def build_bm25(chunks: Sequence[Chunk]) -> Any:
-    import bm25s
-
-    bm25 = bm25s.BM25()
-    # An empty corpus still gets a (trivial) index so searches need no special case.
-    corpus = [tokenize(f"{c.title} {c.section} {c.text}") or [""] for c in chunks] or [[""]]
-    bm25.index(corpus, show_progress=False)
-    return bm25

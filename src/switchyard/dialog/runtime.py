@@ -124,7 +124,7 @@ class DialogRuntime:
         self.metrics = metrics
         self.llm = llm
         self.expected_revision = migrate.head_revision(schema=migrate.REGION)
-        self._observe_index()
+        self.observe_index()
 
     # -- chat ---------------------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class DialogRuntime:
                     session=s, region=self.region, document=document, content=content
                 )
             self.index.activate(nxt)
-            self._observe_index()
+            self.observe_index()
             log_event(
                 _log,
                 "index.document_added",
@@ -354,7 +354,8 @@ class DialogRuntime:
             timings[stage] = round(elapsed * 1000, 3)
             self.metrics.stage_seconds.labels(stage).observe(elapsed)
 
-    def _observe_index(self) -> None:
+    def observe_index(self) -> None:
+        """Publish the live index's generation and size as metrics (after any swap)."""
         info = self.index.current.info
         self.metrics.index_generation.set(info.generation)
         self.metrics.index_chunks.set(info.chunks)

@@ -126,3 +126,22 @@ class ReadyOut(BaseModel):
     epoch: int | None
     index_generation: int | None
     checks: dict[str, str]
+
+
+class RestoreIn(BaseModel):
+    """Which snapshot generation to restore; none: the newest in the region's bucket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generation: int | None = Field(default=None, ge=1)
+
+
+class RestoreOut(BaseModel):
+    generation: int
+    source_region: str
+    index_generation: int
+    documents: int
+    chunks: int
+    downloaded_files: int
+    downloaded_bytes: int
+    gate: str  # the gate's sentence: what the golden questions scored

@@ -235,6 +235,9 @@ class ReplicationGauges:
     slot_active: Gauge
     gap_open: Gauge
     dead_letters: Gauge
+    snapshot_generation: Gauge
+    snapshot_age: Gauge
+    snapshot_behind: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ReplicationGauges:
@@ -279,6 +282,22 @@ class ReplicationGauges:
                 "CDC transactions the target's sink parked in the dead-letter topic",
                 pair,
             ),
+            snapshot_generation=gauge(
+                "switchyard_snapshot_generation",
+                "Index snapshot generation per region: newest in its bucket (kind=latest) and "
+                "served by its runtime (kind=active)",
+                ["region", "kind"],
+            ),
+            snapshot_age=gauge(
+                "switchyard_snapshot_age_seconds",
+                "Time since the snapshot generation a region serves was published",
+                ["region"],
+            ),
+            snapshot_behind=gauge(
+                "switchyard_snapshot_generations_behind",
+                "Snapshot generations a region serves behind what the primary published",
+                ["region"],
+            ),
         )
 
     def observe(self, lag: ReplicationLag) -> None:
@@ -294,6 +313,23 @@ class ReplicationGauges:
             self.slot_active.labels(region=lag.source).set(1 if lag.slot_active else 0)
         self.gap_open.labels(**pair).set(1 if lag.gap is not None else 0)
         self.dead_letters.labels(**pair).set(lag.dead_letters)
+
+    def observe_snapshot(
+        self,
+        region: str,
+        *,
+        latest: int | None,
+        active: int | None,
+        age_seconds: float | None,
+        behind: int | None,
+    ) -> None:
+        def value(v: float | None) -> float:
+            return float("nan") if v is None else float(v)
+
+        self.snapshot_generation.labels(region=region, kind="latest").set(value(latest))
+        self.snapshot_generation.labels(region=region, kind="active").set(value(active))
+        self.snapshot_age.labels(region=region).set(value(age_seconds))
+        self.snapshot_behind.labels(region=region).set(value(behind))
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,21 @@
-"""Replication lag between regions (read-only), for dashboards and runbooks."""
+"""Replication between regions (read-only), for dashboards and runbooks: CDC lag per region
+pair, and per region the index snapshot generations and their age."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
+from switchyard.api.context import ApiContext
 from switchyard.api.deps import ContextDep, Viewer
 from switchyard.api.problems import ApiError
-from switchyard.api.schemas import ReplicationOut, ReplicationPairOut
-from switchyard.domain.region import RegionRole
+from switchyard.api.schemas import ReplicationOut, ReplicationPairOut, SnapshotRegionOut
+from switchyard.domain.region import Region, RegionRole
 from switchyard.domain.replication import ReplicationLag
+from switchyard.snapshots.status import generations_behind, read_status
 
 router = APIRouter(prefix="/v1/replication", tags=["replication"])
 
@@ -33,7 +37,43 @@ async def replication(context: ContextDep, _: Viewer) -> ReplicationOut:
         if context.replication_gauges is not None:
             context.replication_gauges.observe(lag)
         items.append(_out(lag, active=lag.source in primaries))
-    return ReplicationOut(items=items)
+    snapshots = await run_in_threadpool(_snapshots, context, regions)
+    return ReplicationOut(items=items, snapshots=snapshots)
+
+
+def _snapshots(context: ApiContext, regions: list[Region]) -> list[SnapshotRegionOut]:
+    if not context.snapshot_stores:
+        return []
+    now = datetime.now(UTC)
+    statuses = read_status(context.snapshot_stores)
+    primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
+    out = []
+    for region, s in statuses.items():
+        behind = None
+        if primary is not None and region != primary:
+            behind = generations_behind(statuses, primary, region)
+        age = s.age_seconds(now)
+        if context.replication_gauges is not None:
+            context.replication_gauges.observe_snapshot(
+                region,
+                latest=s.latest_generation,
+                active=s.active_generation,
+                age_seconds=age,
+                behind=behind,
+            )
+        out.append(
+            SnapshotRegionOut(
+                region=region,
+                primary=region == primary,
+                latest_generation=s.latest_generation,
+                active_generation=s.active_generation,
+                age_seconds=None if age is None else round(age, 3),
+                activated_at=s.activated_at,
+                generations_behind=behind,
+                error=s.error,
+            )
+        )
+    return out
 
 
 def _out(lag: ReplicationLag, *, active: bool) -> ReplicationPairOut:
