@@ -60,7 +60,7 @@ from switchyard.ports.objects import ObjectStore
 from switchyard.ports.secrets import SecretStore
 from switchyard.settings import Settings
 from switchyard.snapshots.gate import golden_gate
-from switchyard.snapshots.restore import Restorer, Staged, restore_live
+from switchyard.snapshots.restore import Restorer, live_restorer
 from switchyard.snapshots.status import SnapshotWatch
 from switchyard.snapshots.sync import RestoreRequest, runtime_restorer
 from switchyard.topology import RegionSpec, Topology, load_topology
@@ -659,19 +659,12 @@ def _snapshot_restorer(
             reason=f"no golden questions at {settings.golden_file}",
         )
         return None
-    objects = build_object_store(region_spec(settings, region), secrets)
-    gate = golden_gate(load_golden(settings.golden_file), retriever)
-
-    def restore(generation: int | None) -> Staged:
-        return restore_live(
-            index,
-            objects,
-            region=region,
-            generation=generation,
-            model_id=embedder.model_id,
-            chunker_version=CHUNKER_VERSION,
-            gate=gate,
-            now=lambda: datetime.now(UTC),
-        )
-
-    return restore
+    return live_restorer(
+        index,
+        build_object_store(region_spec(settings, region), secrets),
+        region=region,
+        model_id=embedder.model_id,
+        chunker_version=CHUNKER_VERSION,
+        gate=golden_gate(load_golden(settings.golden_file), retriever),
+        now=lambda: datetime.now(UTC),
+    )

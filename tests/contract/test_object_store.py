@@ -13,7 +13,7 @@ import random
 import re
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -134,13 +134,20 @@ def _s3_rig(harness: Harness) -> Rig:
     )
 
 
+@pytest.fixture(scope="module")
+def s3_rig(harness: Harness) -> Rig:
+    """Built once: each store's client (and its connections) serves every test."""
+    return _s3_rig(harness)
+
+
 @pytest.fixture(params=["memory", "s3"])
 def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
     if request.param == "memory":
         built = _memory_rig()
     else:
         # Looked up here, not declared, so the memory half runs without servers.
-        built = _s3_rig(request.getfixturevalue("harness"))
+        shared: Rig = request.getfixturevalue("s3_rig")
+        built = replace(shared, prefix=f"contract/{uuid4().hex[:12]}/")
     yield built
     built.clean()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import Engine, text
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from support.db import migrated_engine as _migrated_engine
 from support.db import rollback_session
+from switchyard.adapters.objects_s3 import S3ObjectStore
 from switchyard.db import migrate
 from switchyard.db.engine import make_engine, unit_of_work
 from switchyard.db.region_state import seed_region_state
@@ -20,6 +22,7 @@ from switchyard.dialog.documents import load_corpus
 from switchyard.dialog.embedding import MiniLmEmbedder
 from switchyard.dialog.index import SearchIndex, build_index
 from switchyard.domain.region import RegionRole
+from switchyard.domain.secrets import Secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +81,33 @@ def region_store(region_engine: Engine) -> Engine:
     with unit_of_work(region_engine) as session:
         seed_region_state(session=session, region="region-a", role=RegionRole.PRIMARY, epoch=1)
     return region_engine
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+def snapshot_store(harness: Harness, region: str, bucket: str, **kw: object) -> S3ObjectStore:
+    s3 = harness.s3[region]
+    return S3ObjectStore(
+        s3.endpoint_url,
+        bucket,
+        access_key_id=harness.creds.s3_access_key,
+        secret_access_key=Secret(harness.creds.s3_secret_key),
+        part_size=5 << 20,
+        multipart_threshold=5 << 20,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def buckets(harness: Harness) -> Iterator[dict[str, S3ObjectStore]]:
+    """A fresh snapshot bucket in each region's SeaweedFS (5 MiB parts, the S3 minimum, so
+    small test files go up in several parts)."""
+    name = f"snap-{uuid4().hex[:12]}"
+    stores = {}
+    for region in ("region-a", "region-b"):
+        harness.s3[region].client().create_bucket(Bucket=name)
+        stores[region] = snapshot_store(harness, region, name)
+    yield stores
+    for store in stores.values():
+        store.delete([info.key for info in store.list("")])

@@ -7,10 +7,8 @@ Each test gets fresh buckets, so pointers and generations never leak between tes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 
@@ -61,32 +59,6 @@ def _docs(n: int, salt: str = "", words: int = 40) -> list[Document]:
 
 def passing(index: SearchIndex) -> GateResult:
     return GateResult(True, "passed", EvalReport(1, 1, 0, 1.0, 1.0, 1.0, 0, 0, 0, ()))
-
-
-def _store(harness: Harness, region: str, bucket: str, **kw: object) -> S3ObjectStore:
-    s3 = harness.s3[region]
-    return S3ObjectStore(
-        s3.endpoint_url,
-        bucket,
-        access_key_id=harness.creds.s3_access_key,
-        secret_access_key=Secret(harness.creds.s3_secret_key),
-        part_size=5 << 20,
-        multipart_threshold=5 << 20,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-@pytest.fixture
-def buckets(harness: Harness) -> Iterator[dict[str, S3ObjectStore]]:
-    """A fresh bucket in each region's SeaweedFS."""
-    name = f"snap-{uuid4().hex[:12]}"
-    stores = {}
-    for region in ("region-a", "region-b"):
-        harness.s3[region].client().create_bucket(Bucket=name)
-        stores[region] = _store(harness, region, name)
-    yield stores
-    for store in stores.values():
-        store.delete([info.key for info in store.list("")])
 
 
 class Node:
@@ -292,3 +264,62 @@ def test_an_incremental_publish_uploads_only_the_changed_documents_segment(
     assert set(new.documents) == {"doc0.md", "doc1.md"}
     assert second.uploaded_bytes == segment_bytes
     assert second.uploaded_bytes < second.total_bytes * 0.05
+
+
+def test_the_api_reports_generations_age_and_how_far_a_standby_is_behind(
+    tmp_path: Path, buckets: dict[str, S3ObjectStore]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from switchyard.adapters.control_memory import InMemoryControlStore
+    from switchyard.adapters.replication_memory import InMemoryReplicationMonitor
+    from switchyard.api.app import create_app
+    from switchyard.api.auth import TokenTable
+    from switchyard.api.context import ApiContext
+    from switchyard.db import migrate
+    from switchyard.domain.region import Region, RegionRole
+    from switchyard.observability.metrics import ApiMetrics, ReplicationGauges
+
+    embedder = HashEmbedder()
+    a = Node(tmp_path / "a", embedder, _docs(10))
+    b = Node(tmp_path / "b", embedder, [])
+    publish(a.store, buckets["region-a"], region="region-a", now=lambda: NOW)
+    replicate(buckets["region-a"], buckets["region-b"])
+    b.restore(buckets["region-b"], "region-b")
+    a.live.activate(with_documents(a.live.current, _docs(1, salt="new"), embedder))
+    publish(a.store, buckets["region-a"], region="region-a", now=lambda: NOW)
+
+    now = datetime.now(UTC)
+    metrics = ApiMetrics.create("test")
+    context = ApiContext(
+        engine=None,  # type: ignore[arg-type]  # no route here touches the store's engine
+        tokens=TokenTable.from_secret("test", {"viewer": Secret("viewer-token-0123456789")}),
+        metrics=metrics,
+        expected_revision=migrate.head_revision(),
+        control=InMemoryControlStore(
+            lambda: now,
+            [
+                Region("region-a", RegionRole.PRIMARY, 1, now),
+                Region("region-b", RegionRole.STANDBY, 1, now),
+            ],
+        ),
+        replication=InMemoryReplicationMonitor(),
+        replication_gauges=ReplicationGauges.create(metrics.registry),
+        snapshot_stores=buckets,
+    )
+    with TestClient(create_app(context)) as client:
+        body = client.get(
+            "/v1/replication", headers={"Authorization": "Bearer viewer-token-0123456789"}
+        ).json()
+        scraped = client.get("/metrics").text
+
+    by_region = {s["region"]: s for s in body["snapshots"]}
+    assert by_region["region-a"]["primary"] is True
+    assert by_region["region-a"]["latest_generation"] == 2
+    standby = by_region["region-b"]
+    assert (standby["latest_generation"], standby["active_generation"]) == (1, 1)
+    assert standby["generations_behind"] == 1
+    assert standby["age_seconds"] >= (now - NOW).total_seconds() - 1
+    assert standby["error"] is None
+    assert 'switchyard_snapshot_generations_behind{region="region-b"} 1.0' in scraped
+    assert 'switchyard_snapshot_generation{kind="latest",region="region-a"} 2.0' in scraped

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from switchyard import __version__
 from switchyard.api.auth import TokenTable
 from switchyard.dialog.app import create_runtime_app
+from switchyard.dialog.chunking import CHUNKER_VERSION
 from switchyard.dialog.embedding import MiniLmEmbedder
+from switchyard.dialog.golden import load_golden
 from switchyard.dialog.index import SearchIndex
 from switchyard.dialog.intents import DEFAULT_INTENTS, IntentClassifier
 from switchyard.dialog.live_index import LiveIndex
@@ -20,6 +25,11 @@ from switchyard.dialog.store import IndexStore
 from switchyard.dialog.tools import ToolHandler, ToolRegistry
 from switchyard.domain.secrets import Secret
 from switchyard.observability.metrics import ApiMetrics, DialogMetrics
+from switchyard.ports.objects import ObjectStore
+from switchyard.snapshots.gate import golden_gate
+from switchyard.snapshots.restore import live_restorer
+
+GOLDEN = Path(__file__).resolve().parents[2] / "corpus" / "golden" / "questions-v1.yaml"
 
 TOKENS = {
     "viewer": "viewer-token-0123456789",
@@ -40,13 +50,16 @@ def runtime_app(
     tools: list[ToolHandler] | None = None,
     llm: LlmGateway | None = None,
     store: IndexStore | None = None,
+    snapshots: ObjectStore | None = None,
 ) -> FastAPI:
+    """``snapshots``: the region's bucket; restores are gated by the demo golden questions."""
     metrics = ApiMetrics.create(__version__)
+    live = LiveIndex(index, store)
     runtime = DialogRuntime(
         region=region,
         engine=engine,
         embedder=embedder,
-        index=LiveIndex(index, store),
+        index=live,
         retriever=Retriever(embedder),
         classifier=IntentClassifier(DEFAULT_INTENTS, embedder.embed),
         manager=DialogManager(),
@@ -55,4 +68,15 @@ def runtime_app(
         llm=llm,
     )
     table = TokenTable.from_secret("test", {k: Secret(v) for k, v in TOKENS.items()})
-    return create_runtime_app(runtime, table, metrics)
+    restorer = None
+    if snapshots is not None:
+        restorer = live_restorer(
+            live,
+            snapshots,
+            region=region,
+            model_id=embedder.model_id,
+            chunker_version=CHUNKER_VERSION,
+            gate=golden_gate(load_golden(GOLDEN), runtime.retriever),
+            now=lambda: datetime.now(UTC),
+        )
+    return create_runtime_app(runtime, table, metrics, restorer)

@@ -152,3 +152,30 @@ def restore_live(
     marker = ActiveMarker(region, chosen, staged.manifest.created_at, now())
     objects.put(active_key(region), marker.to_bytes())
     return staged
+
+
+def live_restorer(
+    live: LiveIndex,
+    objects: ObjectStore,
+    *,
+    region: str,
+    model_id: str,
+    chunker_version: str,
+    gate: Gate,
+    now: Callable[[], datetime],
+) -> Restorer:
+    """``restore_live`` for one runtime, with everything but the generation bound."""
+
+    def restore(generation: int | None) -> Staged:
+        return restore_live(
+            live,
+            objects,
+            region=region,
+            generation=generation,
+            model_id=model_id,
+            chunker_version=chunker_version,
+            gate=gate,
+            now=now,
+        )
+
+    return restore
