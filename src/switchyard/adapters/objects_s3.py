@@ -185,20 +185,16 @@ class S3ObjectStore:
             conditions["IfMatch"] = f'"{if_match}"'
         if if_none_match:
             conditions["IfNoneMatch"] = "*"
+        checksum = _b64(hashlib.sha256(data).digest())
         tries = 0
 
         def attempt(client: Any) -> str:
             nonlocal tries
             tries += 1
-            return _etag(
-                client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=data,
-                    ChecksumSHA256=_b64(hashlib.sha256(data).digest()),
-                    **conditions,
-                )["ETag"]
+            sent = client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ChecksumSHA256=checksum, **conditions
             )
+            return _etag(sent["ETag"])
 
         try:
             return self._call(f"writing {key}", attempt)
@@ -261,8 +257,8 @@ class S3ObjectStore:
         digest: bytes,
         on_progress: Progress | None,
     ) -> None:
-        """Read the file in order (hashing it whole) and hand parts to ``concurrency``
-        workers; at most that many parts are in memory beyond the one being read."""
+        """Read the file in order, hashing it whole, and hand its parts to ``concurrency``
+        workers; at most ``concurrency`` parts are in memory at once."""
         whole = hashlib.sha256()
         slots = threading.Semaphore(self._concurrency)
         failed = threading.Event()
@@ -288,11 +284,12 @@ class S3ObjectStore:
                     raise FatalError(f"{upload.key}: the file changed size while uploading")
                 whole.update(data)
                 workers.submit(send, number, data)
+            else:  # every part read: refuse a wrong file before waiting for the last parts
+                if whole.digest() != digest:
+                    raise ChecksumMismatch(
+                        f"{self.describe()}: file for {upload.key} does not match its sha256"
+                    )
             workers.join()
-        if whole.digest() != digest:
-            raise ChecksumMismatch(
-                f"{self.describe()}: file for {upload.key} does not match its sha256"
-            )
 
     def download(self, key: str, path: Path, *, on_progress: Progress | None = None) -> int:
         # The first range also tells the size and etag, so small objects take one request.
@@ -317,6 +314,9 @@ class S3ObjectStore:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             _preallocate(fd, size)
+            if len(ranges) == 1:  # no pool for the many small files
+                self._fetch(fd, key, etag, 0, size - 1, first["Body"], on_progress, stop)
+                return size
             with _Workers(min(self._concurrency, len(ranges))) as workers:
                 for index, (start, end) in enumerate(ranges):
                     body = first["Body"] if index == 0 else None

@@ -53,6 +53,7 @@ def run_demo(h: Harness) -> int:
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
     session_id = _dialog_tour(h)
     _cdc_tour(h, session_id)
+    _snapshot_tour(h)
     _failover_tour(h)
 
     print("\n== where everything is")
@@ -124,6 +125,55 @@ def _cdc_tour(h: Harness, session_id: str) -> None:
                 f"{p['lag_seconds']} s commit→applied, {p['consumer_lag_messages']} records "
                 f"behind, heartbeat {p['heartbeat_age_seconds']} s ago, gap {p['gap']}"
             )
+
+
+def _snapshot_tour(h: Harness) -> None:
+    """Publish region-a's index, copy it to region-b's bucket, restore it there (gated)."""
+    from datetime import UTC, datetime
+
+    from switchyard.adapters.objects_s3 import S3ObjectStore
+    from switchyard.dialog.store import IndexStore
+    from switchyard.domain.secrets import Secret
+    from switchyard.snapshots.publish import publish
+    from switchyard.snapshots.replicate import replicate
+
+    buckets = {
+        region: S3ObjectStore(
+            s3.endpoint_url,
+            s3.bucket,
+            access_key_id=h.creds.s3_access_key,
+            secret_access_key=Secret(h.creds.s3_secret_key),
+        )
+        for region, s3 in h.s3.items()
+    }
+    source = IndexStore(h.runtimes["region-a"].data_dir / "region-a" / "index")
+    print("\n== switchyard snapshot publish --region region-a")
+    published = publish(
+        source, buckets["region-a"], region="region-a", now=lambda: datetime.now(UTC)
+    )
+    print(
+        f"   generation {published.generation}: {published.uploaded_files} of "
+        f"{published.files} files uploaded ({published.uploaded_bytes} bytes)"
+        + (" — unchanged since the last publish" if published.unchanged else "")
+    )
+    copied = replicate(buckets["region-a"], buckets["region-b"])
+    print(
+        f"== switchyard snapshot replicate region-a region-b: {copied.copied_files} files "
+        f"({copied.copied_bytes} bytes) streamed and verified"
+    )
+    operator = {"Authorization": f"Bearer {h.creds.api_tokens['operator']}"}
+    restored = requests.post(
+        f"{h.runtimes['region-b'].url}/v1/index/restore", json={}, headers=operator, timeout=300
+    )
+    print(f"== POST region-b /v1/index/restore → {restored.status_code}")
+    print(f"   {restored.json().get('gate') or restored.json().get('detail')}")
+    viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
+    body = requests.get(f"{h.api.url}/v1/replication", headers=viewer, timeout=10).json()
+    for s in body.get("snapshots", []):
+        print(
+            f"   {s['region']}: latest {s['latest_generation']}, serves {s['active_generation']}"
+            f", behind {s['generations_behind']}, age {s['age_seconds']} s"
+        )
 
 
 def _dialog_tour(h: Harness) -> str:

@@ -42,6 +42,7 @@ class RuntimeServer:
             **self._vault.login_env(),
             "SWITCHYARD_DATA_DIR": str(self.data_dir),
             "SWITCHYARD_CORPUS_DIR": str(repo_root() / "corpus" / "demo"),
+            "SWITCHYARD_GOLDEN_FILE": str(repo_root() / "corpus" / "golden" / "questions-v1.yaml"),
             "HF_HUB_OFFLINE": "1",
         }
 
