@@ -5,6 +5,7 @@ PostgreSQL. The golden questions are asked over HTTP with ``switchyard eval --ur
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,3 +83,39 @@ def test_the_runtime_logs_one_json_line_per_chat(runtimes: Harness) -> None:
     assert mine[0]["region"] == "region-a"
     assert mine[0]["epoch"] >= 1
     assert mine[0]["retrieved"]
+
+
+def _snapshot_cli(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    """``switchyard snapshot ...`` as an operator runs it: the runtimes' settings (topology
+    file, Vault AppRole login, data dir) in the environment."""
+    env = {**os.environ, **h.runtimes["region-a"].settings_env()}
+    return subprocess.run(
+        [sys.executable, "-m", "switchyard.cli", "snapshot", *args, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=repo_root(),
+        env=env,
+        timeout=300,
+    )
+
+
+def test_the_snapshot_runbook_publishes_and_the_standby_runtime_restores(
+    runtimes: Harness,
+) -> None:
+    published = _snapshot_cli(runtimes, "publish", "--region", "region-a")
+    assert published.returncode == 0, published.stderr
+    body = json.loads(published.stdout)
+    assert body["replicated"][0]["region"] == "region-b"
+
+    restored = _snapshot_cli(runtimes, "restore", "--region", "region-b")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["ok"] is True
+
+    status = _snapshot_cli(runtimes, "status")
+    assert status.returncode == 0, status.stderr
+    rows = {r["region"]: r for r in json.loads(status.stdout)}
+    assert rows["region-b"]["active_generation"] == rows["region-a"]["latest_generation"]
+    canary = requests.get(
+        f"{runtimes.runtimes['region-b'].url}/v1/canary", params={"q": QUESTION}, timeout=30
+    ).json()
+    assert "it/vpn.md" in canary["cited_documents"]
