@@ -4,13 +4,13 @@ PY     := $(VENV)/bin/python
 SY     := $(VENV)/bin/switchyard
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap up down status demo test test-fast lint typecheck bench bench-dialog bench-failover bench-probes bench-dns bench-cdc clean
+.PHONY: help bootstrap up down status demo test test-fast lint typecheck bench bench-dialog bench-failover bench-probes bench-dns bench-cdc bench-snapshot clean
 
 help:
 	@echo "make demo      start both regions' infrastructure and the API; show where everything is"
 	@echo "make test      lint, type-check and run every test against real servers"
 	@echo "make up|down|status   the local infrastructure harness"
-	@echo "make lint | typecheck | test-fast (unit tests only) | bench | bench-dialog | bench-failover | bench-probes | bench-dns | bench-cdc | clean (delete .local data)"
+	@echo "make lint | typecheck | test-fast (unit tests only) | bench | bench-dialog | bench-failover | bench-probes | bench-dns | bench-cdc | bench-snapshot | clean (delete .local data)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -47,6 +47,7 @@ bench: bootstrap
 	$(PY) bench/dns_update.py
 	$(PY) bench/failover.py
 	$(PY) bench/cdc.py
+	$(PY) bench/snapshot.py
 
 bench-dialog: bootstrap
 	$(PY) bench/dialog_chat.py
@@ -62,6 +63,9 @@ bench-dns: bootstrap
 
 bench-cdc: bootstrap
 	$(PY) bench/cdc.py
+
+bench-snapshot: bootstrap
+	$(PY) bench/snapshot.py
 
 clean: down
 	rm -rf .local

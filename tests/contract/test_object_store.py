@@ -8,10 +8,12 @@ a closed loopback port, and retries sleep through an injected no-op.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from botocore.exceptions import ClientError
 
 from switchyard.adapters.objects_memory import InMemoryObjectStore
 from switchyard.adapters.objects_s3 import S3ObjectStore
@@ -37,7 +40,7 @@ from switchyard.ports.objects import (
 MiB = 1024 * 1024
 QUICK = 0.3  # seconds: how long a test waits on an endpoint that is not there
 SMALL = 1500
-MULTIPART = 12 * MiB + 12345  # three parts of 5 MiB (the last short), four 3 MiB ranges
+MULTIPART = 12 * MiB + 12345  # three 5 MiB parts, five 3 MiB ranges (the last ones short)
 COPY_BUCKET = "switchyard-contract-copy"
 KEY_ID = "SYCONTRACTKEYID"
 SECRET = "contract-secret-that-must-not-leak"
@@ -118,7 +121,7 @@ def _s3_rig(harness: Harness) -> Rig:
     admin = a.client()
     try:
         admin.head_bucket(Bucket=COPY_BUCKET)
-    except Exception:  # noqa: BLE001 - any answer but "exists" means create it
+    except ClientError:  # 404: not made yet
         admin.create_bucket(Bucket=COPY_BUCKET)
 
     def in_progress(prefix: str) -> list[str]:
@@ -198,9 +201,11 @@ def test_an_uploaded_file_downloads_byte_for_byte(rig: Rig, tmp_path: Path, size
 
     assert got == size
     assert (tmp_path / "out").read_bytes() == data
-    assert uploaded.total == size and downloaded.total == size
+    assert uploaded.total == size
+    assert downloaded.total == size
     info = rig.store.head(key)
-    assert info is not None and (info.key, info.size) == (key, size)
+    assert info is not None
+    assert (info.key, info.size) == (key, size)
     assert rig.store.get(key).etag == info.etag
     assert rig.in_progress(rig.prefix) == []
 
@@ -238,7 +243,8 @@ def test_put_returns_the_etag_that_head_get_and_list_show(rig: Rig) -> None:
     blob = rig.store.get(key)
     info = rig.store.head(key)
     assert (blob.data, blob.etag) == (b"hello", etag)
-    assert info is not None and (info.size, info.etag) == (5, etag)
+    assert info is not None
+    assert (info.size, info.etag) == (5, etag)
     assert [(i.key, i.etag) for i in rig.store.list(key)] == [(key, etag)]
     assert info.last_modified.utcoffset() == timedelta(0)
     assert abs(info.last_modified - datetime.now(UTC)) < timedelta(minutes=5)
@@ -424,17 +430,114 @@ def test_s3_retries_with_growing_backoff_then_names_the_endpoint() -> None:
     with pytest.raises(ObjectStoreUnavailable) as caught:
         store.head("k")
     assert len(sleeps) == 3  # four attempts, a sleep between each two
-    assert sleeps == sorted(sleeps) and sleeps[0] > 0
+    assert sleeps == sorted(sleeps)
+    assert sleeps[0] > 0
     message = str(caught.value)
-    assert store.describe() in message and "after 4 attempts" in message
+    assert store.describe() in message
+    assert "after 4 attempts" in message
     assert str(store.endpoint_url) in message
-    assert SECRET not in message and KEY_ID not in message
+    assert SECRET not in message
+    assert KEY_ID not in message
+
+
+class FlakyProxy:
+    """A TCP proxy to ``port``; the next ``broken`` connections it accepts are cut once
+    ``cut_after`` bytes went through them (either way), as a dying link would."""
+
+    def __init__(self, port: int, *, cut_after: int) -> None:
+        self._target = port
+        self._cut_after = cut_after
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.broken = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            budget = [-1]
+            if self.broken > 0:
+                self.broken -= 1
+                budget = [self._cut_after]
+            for src, dst in ((client, upstream), (upstream, client)):
+                pump = threading.Thread(target=_pump, args=(src, dst, client, upstream, budget))
+                pump.start()
+
+
+def _pump(
+    src: socket.socket, dst: socket.socket, a: socket.socket, b: socket.socket, budget: list[int]
+) -> None:
+    """Copy ``src`` to ``dst`` until either closes or the shared ``budget`` (-1: none) runs
+    out; then close both ends of the connection."""
+    try:
+        while budget[0] != 0:
+            data = src.recv(65536 if budget[0] < 0 else min(65536, budget[0]))
+            if not data:
+                break
+            if budget[0] > 0:
+                budget[0] -= len(data)
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (a, b):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def test_s3_retries_broken_transfers_and_resumes_downloads(
+    harness: Harness, tmp_path: Path
+) -> None:
+    server = harness.s3["region-a"]
+    proxy = FlakyProxy(int(server.port("s3")), cut_after=MiB)
+    sleeps: list[float] = []
+
+    def through_proxy() -> S3ObjectStore:  # a new client: new connections, all proxied
+        return S3ObjectStore(
+            f"http://127.0.0.1:{proxy.port}",
+            server.bucket,
+            access_key_id=harness.creds.s3_access_key,
+            secret_access_key=Secret(harness.creds.s3_secret_key),
+            part_size=MIN_PART_SIZE,
+            multipart_threshold=MIN_PART_SIZE,
+            range_size=4 * MiB,
+            concurrency=3,
+            attempts=6,
+            sleep=sleeps.append,
+        )
+
+    data = payload(MULTIPART, seed=7)
+    key = f"contract/{uuid4().hex[:12]}/flaky"
+    try:
+        proxy.broken = 3
+        through_proxy().upload(key, write(tmp_path / "in", data), sha256=sha256(data))
+        assert len(sleeps) == 3  # each broken connection cost one part one attempt
+        # Every range breaks after 1 MiB of its 4 MiB once, and resumes where it broke.
+        proxy.broken = 3
+        assert through_proxy().download(key, tmp_path / "out") == len(data)
+        assert (tmp_path / "out").read_bytes() == data
+        assert len(sleeps) == 6
+    finally:
+        proxy.close()
+        creds = harness.creds
+        s3_store(
+            server.endpoint_url, server.bucket, creds.s3_access_key, creds.s3_secret_key
+        ).delete([key])
 
 
 def test_s3_store_shows_no_credentials() -> None:
     store = unreachable_s3()
     for shown in (repr(store), str(store), store.describe()):
-        assert SECRET not in shown and KEY_ID not in shown
+        assert SECRET not in shown
+        assert KEY_ID not in shown
         assert "contract" in shown or "S3ObjectStore" in shown
 
 
