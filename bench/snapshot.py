@@ -36,6 +36,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -539,14 +540,28 @@ def report(f: dict[str, Any]) -> None:
             f" {r['server_cpu']:>9.2f} {r['busy_cores']:>8.2f}"
         )
     for direction, word in (("up", "upload"), ("down", "download")):
-        best = {
-            who: max(r["mib_s"] for r in rows if r["who"] == who and r["direction"] == direction)
+        runs = {
+            who: [r for r in rows if r["who"] == who and r["direction"] == direction]
             for who in ("switchyard", "rclone")
         }
+        best = {who: max(r["mib_s"] for r in found) for who, found in runs.items()}
         print(
             f"{word}: switchyard {best['switchyard']:.1f} MiB/s, rclone {best['rclone']:.1f}"
             f" MiB/s (best of {f['runs']} each): {best['switchyard'] / best['rclone']:.2f}x"
             " (target ≥ 0.9x)"
+        )
+        # CPU per transfer barely depends on what else runs, unlike the wall time.
+        cpu = {
+            who: (
+                statistics.median(r["client_cpu"] for r in found),
+                statistics.median(r["server_cpu"] for r in found),
+            )
+            for who, found in runs.items()
+        }
+        print(
+            f"  CPU seconds per {word} (medians, client + server): switchyard"
+            f" {cpu['switchyard'][0]:.2f} + {cpu['switchyard'][1]:.2f}, rclone"
+            f" {cpu['rclone'][0]:.2f} + {cpu['rclone'][1]:.2f}"
         )
     inc = f["incremental"]
     print(

@@ -9,6 +9,8 @@ every sha256 given is checked, and a mismatch stores nothing. Where it differs f
 - ``copy_from`` copies server-side (returns True) only from another twin created with the
   same ``location``; twins are separate buckets even when they share a location.
 - An upload is never multipart: its etag is the md5 of the file.
+- ``last_modified`` comes from the injected ``clock`` (default: the system's, in UTC), to the
+  microsecond.
 
 Test hooks: ``set_reachable(False)`` makes every call raise ``ObjectStoreUnavailable`` (like
 an endpoint that is down, once the S3 adapter's retries are spent), and ``corrupt`` flips a

@@ -18,9 +18,9 @@ Contract:
   nothing.
 - ``download`` writes exactly the object's bytes to the path the caller chose (a staging
   path: a failed download leaves a partial file there) and returns the size; if the object
-  changes while it is read, it raises ``PreconditionFailed``; if fewer bytes arrive than the
-  store announced, ``ChecksumMismatch``. It does not know the sha256: callers verify what
-  they download against their manifest.
+  changes while it is read, it raises ``PreconditionFailed``; a transfer that breaks is
+  resumed, and one the store ends early without an error raises ``ChecksumMismatch``. It
+  does not know the sha256: callers verify what they download against their manifest.
 - ``copy_from`` copies inside the store's server when it can (same server and credentials)
   and returns True; it returns False, having done nothing, when the caller must stream the
   bytes instead (``read_range`` + ``start_multipart``).
