@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from cpu import busy_cores_seconds, cpu_seconds
 
 from switchyard.devenv.cdc_pair import CdcWiring, drop_slot
 from switchyard.devenv.cdc_pair import sql as run_sql
@@ -92,18 +93,6 @@ Profiles = Callable[[str], str | None]  # a phase's name -> where its profile go
 
 
 # --- measuring ---------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def busy_cores_seconds() -> float:
-    """CPU seconds all processes on this machine have spent busy (not idle or iowait)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], pct: float) -> float:

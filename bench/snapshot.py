@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
+from cpu import busy_cores_seconds, cpu_seconds
 
 from switchyard.adapters.objects_s3 import S3ObjectStore
 from switchyard.devenv.harness import Harness
@@ -63,10 +64,8 @@ from switchyard.dialog.live_index import LiveIndex
 from switchyard.dialog.model import Document
 from switchyard.dialog.store import IndexManifest, IndexStore, SegmentEntry
 from switchyard.domain.secrets import Secret
-from switchyard.snapshots.layout import read_manifest
-from switchyard.snapshots.publish import FILE_CONCURRENCY as UP_FILES
+from switchyard.snapshots.layout import FILE_CONCURRENCY, read_manifest
 from switchyard.snapshots.publish import publish
-from switchyard.snapshots.restore import FILE_CONCURRENCY as DOWN_FILES
 from switchyard.snapshots.restore import download_segments, latest_generation
 
 MiB = 1024 * 1024
@@ -188,18 +187,6 @@ def working_copy(cached: IndexStore, root: Path) -> IndexStore:
 
 
 # --- measuring ---------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def busy_cores_seconds() -> float:
-    """CPU seconds all processes on this machine have spent busy (not idle or iowait)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def own_and_children_cpu() -> float:
@@ -518,7 +505,7 @@ def report(f: dict[str, Any]) -> None:
     if f["build_seconds"] is not None:
         print(f"index built in {f['build_seconds']:.1f} s (cached for the next run)")
     print(
-        f"switchyard: {f['client']}, {UP_FILES} files at a time up, {DOWN_FILES} down;"
+        f"switchyard: {f['client']}, {FILE_CONCURRENCY} files at a time each way;"
         f" rclone {rclone_version()} with its defaults (4 files at a time, single PUT below"
         " 200 MiB)"
     )

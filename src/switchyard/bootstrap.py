@@ -55,6 +55,7 @@ from switchyard.observability.metrics import (
     DialogMetrics,
     ReplicationGauges,
 )
+from switchyard.ports.control import ControlStore
 from switchyard.ports.credentials import CredentialLeases
 from switchyard.ports.objects import ObjectStore
 from switchyard.ports.secrets import SecretStore
@@ -181,11 +182,15 @@ def build_region_store(settings: Settings, region: str, redactor: Redactor) -> R
 
 def region_spec(settings: Settings, region: str) -> RegionSpec:
     """The topology's entry for ``region``; ConfigError naming the file if there is none."""
-    topology = load_topology(settings.topology_file)
+    return named_region(load_topology(settings.topology_file), settings.topology_file, region)
+
+
+def named_region(topology: Topology, source: Path, region: str) -> RegionSpec:
+    """``topology``'s entry for ``region``; ConfigError naming ``source`` if there is none."""
     names = [r.name for r in topology.regions]
     if region not in names:
         raise ConfigError(
-            str(settings.topology_file),
+            str(source),
             "regions",
             f"no region named {region!r}; the topology has {', '.join(names)}",
         )
@@ -590,7 +595,8 @@ def build_object_store(
 
 
 class SnapshotContext:
-    """What ``switchyard snapshot ...`` works with; every part built on first use."""
+    """What ``switchyard snapshot ...`` works with; every part built on first use and kept
+    (``snapshot sync --every`` asks for them each round)."""
 
     def __init__(self, settings: Settings, redactor: Redactor) -> None:
         self.settings = settings
@@ -599,6 +605,8 @@ class SnapshotContext:
         self._redactor = redactor
         self._secrets: SecretStore | None = None
         self._stores: dict[str, ObjectStore] = {}
+        self._restorer: RestoreRequest | None = None
+        self._control: ControlStore | None = None
 
     @property
     def secrets(self) -> SecretStore:
@@ -606,32 +614,32 @@ class SnapshotContext:
             self._secrets = build_secret_store(self.settings, self._redactor)
         return self._secrets
 
+    def spec(self, region: str) -> RegionSpec:
+        return named_region(self.topology, self.settings.topology_file, region)
+
     def store(self, region: str) -> ObjectStore:
         if region not in self._stores:
-            self._stores[region] = build_object_store(
-                region_spec(self.settings, region), self.secrets
-            )
+            self._stores[region] = build_object_store(self.spec(region), self.secrets)
         return self._stores[region]
 
     def index_store(self, region: str) -> IndexStore:
         """The index a runtime of ``region`` on this machine keeps (see ``build_runtime``)."""
-        region_spec(self.settings, region)
-        return IndexStore(self.settings.data_dir / region / "index")
+        return IndexStore(self.settings.data_dir / self.spec(region).name / "index")
 
     def restorer(self) -> RestoreRequest:
-        token = self.secrets.read(self.settings.api_tokens_secret).get("operator")
-        urls = {r.name: str(r.runtime_url) for r in self.topology.regions}
-        return runtime_restorer(urls, token.reveal())
+        if self._restorer is None:
+            token = self.secrets.read(self.settings.api_tokens_secret).get("operator")
+            urls = {r.name: str(r.runtime_url) for r in self.topology.regions}
+            self._restorer = runtime_restorer(urls, token.reveal())
+        return self._restorer
 
     def primary(self) -> str:
         """The primary as the control store records it."""
-        core = build_core(self.settings, self._redactor)
-        try:
+        if self._control is None:
             from switchyard.adapters.control_postgres import PostgresControlStore
 
-            regions = PostgresControlStore(core.engine).regions()
-        finally:
-            core.engine.dispose()
+            self._control = PostgresControlStore(build_core(self.settings, self._redactor).engine)
+        regions = self._control.regions()
         primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
         if primary is None:
             raise TransientError("the control store names no primary region right now")

@@ -109,5 +109,8 @@ def buckets(harness: Harness) -> Iterator[dict[str, S3ObjectStore]]:
         harness.s3[region].client().create_bucket(Bucket=name)
         stores[region] = snapshot_store(harness, region, name)
     yield stores
-    for store in stores.values():
+    # SeaweedFS gives every bucket its own volumes and has a fixed number of them: a bucket
+    # left behind by each test would exhaust them over a few runs ("no free volumes left").
+    for region, store in stores.items():
         store.delete([info.key for info in store.list("")])
+        harness.s3[region].client().delete_bucket(Bucket=name)

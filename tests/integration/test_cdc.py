@@ -248,35 +248,19 @@ def _api_reports_the_pair(pair: CdcPair, monitor: object) -> None:
 
     from fastapi.testclient import TestClient
 
-    from switchyard.adapters.control_memory import InMemoryControlStore
+    from support.api import VIEWER, read_only_context
     from switchyard.api.app import create_app
-    from switchyard.api.auth import TokenTable
-    from switchyard.api.context import ApiContext
-    from switchyard.db import migrate
     from switchyard.domain.region import Region, RegionRole
-    from switchyard.domain.secrets import Secret
-    from switchyard.observability.metrics import ApiMetrics, ReplicationGauges
 
     now = datetime.now(UTC)
     regions = [
         Region(pair.source_region, RegionRole.PRIMARY, 1, now),
         Region(pair.target_region, RegionRole.STANDBY, 1, now),
     ]
-    metrics = ApiMetrics.create("test")
-    context = ApiContext(
-        engine=None,  # type: ignore[arg-type]  # no route here touches the store's engine
-        tokens=TokenTable.from_secret("test", {"viewer": Secret("viewer-token-0123456789")}),
-        metrics=metrics,
-        expected_revision=migrate.head_revision(),
-        control=InMemoryControlStore(lambda: now, regions),
-        replication=monitor,  # type: ignore[arg-type]
-        replication_gauges=ReplicationGauges.create(metrics.registry),
-    )
+    context = read_only_context(regions, now, replication=monitor)  # type: ignore[arg-type]
     with TestClient(create_app(context)) as client:
         assert client.get("/v1/replication").status_code == 401
-        body = client.get(
-            "/v1/replication", headers={"Authorization": "Bearer viewer-token-0123456789"}
-        ).json()
+        body = client.get("/v1/replication", headers=VIEWER).json()
         scraped = client.get("/metrics").text
     (active,) = [p for p in body["items"] if p["active"]]
     assert (active["source"], active["target"]) == (pair.source_region, pair.target_region)

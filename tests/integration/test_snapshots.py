@@ -12,19 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from support.dialog import HashEmbedder
+from support.dialog import HashEmbedder, numbered_docs
 from support.ports import closed_port
+from support.snapshots import passing_gate
 from switchyard.adapters.objects_s3 import S3ObjectStore
 from switchyard.devenv.harness import Harness
 from switchyard.dialog.chunking import CHUNKER_VERSION
-from switchyard.dialog.golden import EvalReport
-from switchyard.dialog.index import SearchIndex, build_index, with_documents
+from switchyard.dialog.index import build_index, with_documents
 from switchyard.dialog.live_index import LiveIndex
 from switchyard.dialog.model import Document
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.domain.secrets import Secret
 from switchyard.ports.objects import ChecksumMismatch, ObjectStoreUnavailable
-from switchyard.snapshots.gate import GateResult
 from switchyard.snapshots.layout import (
     SnapshotNotFoundError,
     blob_key,
@@ -44,21 +43,8 @@ class PublisherDiedError(Exception):
 
 
 def _docs(n: int, salt: str = "", words: int = 40) -> list[Document]:
-    filler = " ".join(f"word{j}" for j in range(words))
-    return [
-        Document(
-            f"doc{i}.md",
-            f"Doc {i}",
-            f"# Doc {i}\n\nTopic {i} {salt} explains rule {i}. {filler}\n",
-            "text/markdown",
-            f"{i}{salt}".ljust(64, "0"),
-        )
-        for i in range(n)
-    ]
-
-
-def passing(index: SearchIndex) -> GateResult:
-    return GateResult(True, "passed", EvalReport(1, 1, 0, 1.0, 1.0, 1.0, 0, 0, 0, ()))
+    """Padded documents: each chunk's text is a few hundred bytes, like real ones."""
+    return numbered_docs(n, salt, words)
 
 
 class Node:
@@ -78,7 +64,7 @@ class Node:
             generation=generation,
             model_id=self.embedder.model_id,
             chunker_version=CHUNKER_VERSION,
-            gate=passing,
+            gate=passing_gate,
             now=lambda: NOW,
         )
 
@@ -271,14 +257,10 @@ def test_the_api_reports_generations_age_and_how_far_a_standby_is_behind(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from switchyard.adapters.control_memory import InMemoryControlStore
+    from support.api import VIEWER, read_only_context
     from switchyard.adapters.replication_memory import InMemoryReplicationMonitor
     from switchyard.api.app import create_app
-    from switchyard.api.auth import TokenTable
-    from switchyard.api.context import ApiContext
-    from switchyard.db import migrate
     from switchyard.domain.region import Region, RegionRole
-    from switchyard.observability.metrics import ApiMetrics, ReplicationGauges
 
     embedder = HashEmbedder()
     a = Node(tmp_path / "a", embedder, _docs(10))
@@ -290,27 +272,15 @@ def test_the_api_reports_generations_age_and_how_far_a_standby_is_behind(
     publish(a.store, buckets["region-a"], region="region-a", now=lambda: NOW)
 
     now = datetime.now(UTC)
-    metrics = ApiMetrics.create("test")
-    context = ApiContext(
-        engine=None,  # type: ignore[arg-type]  # no route here touches the store's engine
-        tokens=TokenTable.from_secret("test", {"viewer": Secret("viewer-token-0123456789")}),
-        metrics=metrics,
-        expected_revision=migrate.head_revision(),
-        control=InMemoryControlStore(
-            lambda: now,
-            [
-                Region("region-a", RegionRole.PRIMARY, 1, now),
-                Region("region-b", RegionRole.STANDBY, 1, now),
-            ],
-        ),
-        replication=InMemoryReplicationMonitor(),
-        replication_gauges=ReplicationGauges.create(metrics.registry),
-        snapshot_stores=buckets,
+    regions = [
+        Region("region-a", RegionRole.PRIMARY, 1, now),
+        Region("region-b", RegionRole.STANDBY, 1, now),
+    ]
+    context = read_only_context(
+        regions, now, replication=InMemoryReplicationMonitor(), snapshot_stores=buckets
     )
     with TestClient(create_app(context)) as client:
-        body = client.get(
-            "/v1/replication", headers={"Authorization": "Bearer viewer-token-0123456789"}
-        ).json()
+        body = client.get("/v1/replication", headers=VIEWER).json()
         scraped = client.get("/metrics").text
 
     by_region = {s["region"]: s for s in body["snapshots"]}

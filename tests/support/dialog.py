@@ -12,6 +12,7 @@ import numpy as np
 
 from switchyard.dialog.embedding import Vectors
 from switchyard.dialog.index import tokenize
+from switchyard.dialog.model import Document
 
 
 class HashEmbedder:
@@ -92,3 +93,19 @@ def minimal_pdf(lines: Sequence[str]) -> bytes:
         xref,
     )
     return bytes(out)
+
+
+def numbered_docs(n: int, salt: str = "", words: int = 0) -> list[Document]:
+    """``doc0.md`` … ``doc<n-1>.md``, each about its own topic; ``salt`` changes every text
+    (and sha256), so the same ids with another salt replace them; ``words`` pads each text."""
+    filler = "".join(f" word{j}" for j in range(words))
+    return [
+        Document(
+            f"doc{i}.md",
+            f"Doc {i}",
+            f"# Doc {i}\n\nTopic {i} {salt} explains rule number {i}.{filler}\n\nMore about {i}.\n",
+            "text/markdown",
+            f"{i}{salt}".ljust(64, "0"),
+        )
+        for i in range(n)
+    ]

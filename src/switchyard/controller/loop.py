@@ -42,7 +42,7 @@ from switchyard.ports.lease import LeaseStore
 from switchyard.ports.probe import Probe
 from switchyard.ports.regions import RegionDatabases
 from switchyard.ports.replication import ReplicationMonitor
-from switchyard.snapshots.status import SnapshotWatch, generations_behind
+from switchyard.snapshots.status import SnapshotWatch, snapshot_figures
 
 _log = logging.getLogger(__name__)
 LEASE_NAME = "controller"
@@ -197,22 +197,15 @@ class Controller:
         primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
         if watch is None or primary is None:
             return {}
-        statuses = watch.statuses()
-        behind: dict[str, int | None] = {}
-        for region in regions:
-            status = statuses.get(region.name)
-            count = None
-            if region.role is RegionRole.STANDBY:
-                count = behind[region.name] = generations_behind(statuses, primary, region.name)
-            if self._p.metrics is not None and status is not None:
-                self._p.metrics.replication_gauges.observe_snapshot(
-                    region.name,
-                    latest=status.latest_generation,
-                    active=status.active_generation,
-                    age_seconds=status.age_seconds(at),
-                    behind=count,
-                )
-        return behind
+        figures = snapshot_figures(watch.statuses(), primary, at)
+        if self._p.metrics is not None:
+            for region, f in figures.items():
+                self._p.metrics.replication_gauges.observe_snapshot(region, f)
+        return {
+            r.name: figures[r.name].generations_behind
+            for r in regions
+            if r.role is RegionRole.STANDBY and r.name in figures
+        }
 
     def _execute(
         self, action: StartFailover | ResumeFailover | RejectIntent | ReassertFence, lease: Lease

@@ -149,13 +149,7 @@ class SearchIndex:
         self.segments = tuple(segments)
         self.deleted = {s.id: frozenset(deleted.get(s.id, ())) for s in self.segments}
         self.chunks = tuple(c for s in self.segments for c in s.chunks)
-        self.documents = {
-            doc_id: d
-            for s in self.segments
-            for doc_id, d in s.documents.items()
-            if doc_id not in self.deleted[s.id]
-        }
-        dead = [s.rows_of(self.deleted[s.id]) for s in self.segments]
+        self.documents, dead = _live(self.segments, self.deleted)
         self._offsets = np.cumsum([0] + [len(s.chunks) for s in self.segments])
         self._vectors = [VectorSearch(s, d) for s, d in zip(self.segments, dead, strict=True)]
         self._keywords = KeywordScorer(list(zip(self.segments, dead, strict=True)))
@@ -235,24 +229,29 @@ def _generation(
     embedder: Embedder,
     generation: int,
 ) -> SearchIndex:
-    live_docs = {
-        doc_id
-        for s in segments
-        for doc_id in s.documents
-        if doc_id not in deleted.get(s.id, frozenset())
-    }
-    live_chunks = sum(
-        1 for s in segments for c in s.chunks if c.doc_id not in deleted.get(s.id, frozenset())
-    )
+    documents, dead = _live(segments, deleted)
     info = IndexInfo(
         generation=generation,
         model_id=embedder.model_id,
         chunker_version=CHUNKER_VERSION,
-        documents=len(live_docs),
-        chunks=live_chunks,
+        documents=len(documents),
+        chunks=sum(len(s.chunks) for s in segments) - sum(len(d) for d in dead),
         built_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
     return SearchIndex(info, segments, deleted)
+
+
+def _live(
+    segments: Sequence[Segment], deleted: Mapping[str, frozenset[str]]
+) -> tuple[dict[str, DocumentInfo], list[list[int]]]:
+    """The live documents of ``segments``, and each segment's dead rows."""
+    documents = {
+        doc_id: d
+        for s in segments
+        for doc_id, d in s.documents.items()
+        if doc_id not in deleted.get(s.id, frozenset())
+    }
+    return documents, [s.rows_of(deleted.get(s.id, frozenset())) for s in segments]
 
 
 def _segment_of(

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -254,11 +254,20 @@ class IndexStore:
             raise IndexMismatchError(f"{folder.name}: unreadable manifest ({exc})") from None
         return IndexManifest.from_json(raw, folder.name)
 
-    def load(self, path: Path | None = None, *, model_id: str, chunker_version: str) -> SearchIndex:
-        """Load a generation (the current one by default), verifying model, chunker, files."""
+    def load(
+        self,
+        path: Path | None = None,
+        *,
+        model_id: str,
+        chunker_version: str,
+        verified: Collection[str] = (),
+    ) -> SearchIndex:
+        """Load a generation (the current one by default), verifying model, chunker and the
+        files of every segment but those ``verified`` already (just adopted, say)."""
         manifest = self.read_manifest(path)
         manifest.check_compatible(model_id=model_id, chunker_version=chunker_version)
-        damaged = _damaged(self.root, {f.path: f for f in manifest.files})
+        to_check = [f for s in manifest.segments if s.id not in verified for f in s.files]
+        damaged = _damaged(self.root, {f.path: f for f in to_check})
         if damaged:
             raise IndexMismatchError(f"index files do not match the manifest: {', '.join(damaged)}")
         segments = [self._read_segment(self.segments / s.id, s.id) for s in manifest.segments]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from switchyard.domain.health import Observation
 from switchyard.domain.replication import ReplicationLag
 from switchyard.domain.saga import FailoverRecord, Step, StepOutcome
+
+if TYPE_CHECKING:
+    from switchyard.snapshots.status import SnapshotFigures
 
 
 @dataclass(frozen=True)
@@ -314,22 +318,19 @@ class ReplicationGauges:
         self.gap_open.labels(**pair).set(1 if lag.gap is not None else 0)
         self.dead_letters.labels(**pair).set(lag.dead_letters)
 
-    def observe_snapshot(
-        self,
-        region: str,
-        *,
-        latest: int | None,
-        active: int | None,
-        age_seconds: float | None,
-        behind: int | None,
-    ) -> None:
+    def observe_snapshot(self, region: str, figures: SnapshotFigures) -> None:
         def value(v: float | None) -> float:
             return float("nan") if v is None else float(v)
 
-        self.snapshot_generation.labels(region=region, kind="latest").set(value(latest))
-        self.snapshot_generation.labels(region=region, kind="active").set(value(active))
-        self.snapshot_age.labels(region=region).set(value(age_seconds))
-        self.snapshot_behind.labels(region=region).set(value(behind))
+        status = figures.status
+        self.snapshot_generation.labels(region=region, kind="latest").set(
+            value(status.latest_generation)
+        )
+        self.snapshot_generation.labels(region=region, kind="active").set(
+            value(status.active_generation)
+        )
+        self.snapshot_age.labels(region=region).set(value(figures.age_seconds))
+        self.snapshot_behind.labels(region=region).set(value(figures.generations_behind))
 
 
 @dataclass(frozen=True)

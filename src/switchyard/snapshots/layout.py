@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from switchyard.dialog.store import FileEntry, IndexManifest, IndexMismatchError
 from switchyard.errors import FatalError, NotFoundError
@@ -13,6 +15,10 @@ from switchyard.ports.objects import ObjectNotFound, ObjectStore
 
 SNAPSHOT_FORMAT = 1
 LATEST = "latest"
+# Files transferred side by side (each large one also moves its parts in parallel).
+FILE_CONCURRENCY = 4
+
+T = TypeVar("T")
 
 
 class SnapshotError(FatalError):
@@ -195,6 +201,26 @@ def generations(store: ObjectStore) -> list[int]:
         if stem.isdigit():
             found.append(int(stem))
     return sorted(found)
+
+
+def missing_blobs(store: ObjectStore, files: Iterable[FileEntry]) -> list[FileEntry]:
+    """The files (one per digest) whose blob ``store`` lacks, or holds at another size;
+    largest first, so a pool working through them stays busy to the end."""
+    wanted = {f.sha256: f for f in files}.values()
+    missing = []
+    for f in wanted:
+        found = store.head(blob_key(f.sha256))
+        if found is None or found.size != f.size:
+            missing.append(f)
+    return sorted(missing, key=lambda f: -f.size)
+
+
+def in_parallel(work: Callable[[T], None], items: Sequence[T], name: str) -> None:
+    """``work`` on every item, ``FILE_CONCURRENCY`` at a time; the first failure is raised
+    once every started item has finished."""
+    with ThreadPoolExecutor(FILE_CONCURRENCY, thread_name_prefix=name) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
 
 
 def _json(data: bytes, where: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ generation already holds changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,13 +23,13 @@ from switchyard.snapshots.layout import (
     Pointer,
     SnapshotManifest,
     blob_key,
+    in_parallel,
     manifest_key,
+    missing_blobs,
     read_pointer,
 )
 
 Progress = Callable[[int], None]
-# Files uploaded side by side (each large one also uploads its parts in parallel).
-FILE_CONCURRENCY = 4
 MAX_ATTEMPTS = 5
 
 
@@ -92,18 +91,10 @@ def upload_missing(
 ) -> tuple[int, int]:
     """Upload each file of ``files`` (paths under ``root``) that the bucket lacks; returns
     (files uploaded, bytes uploaded). Files are deduplicated by digest."""
-    by_digest = {f.sha256: f for f in files}
-    missing = []
-    for f in by_digest.values():
-        found = objects.head(blob_key(f.sha256))
-        if found is None or found.size != f.size:
-            missing.append(f)
-    missing.sort(key=lambda f: -f.size)  # big files first: the pool stays busy to the end
+    missing = missing_blobs(objects, files)
 
     def upload(f: FileEntry) -> None:
         objects.upload(blob_key(f.sha256), root / f.path, sha256=f.sha256, on_progress=progress)
 
-    with ThreadPoolExecutor(FILE_CONCURRENCY, thread_name_prefix="snapshot-up") as pool:
-        for future in [pool.submit(upload, f) for f in missing]:
-            future.result()
+    in_parallel(upload, missing, "snapshot-up")
     return len(missing), sum(f.size for f in missing)

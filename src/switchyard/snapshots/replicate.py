@@ -28,6 +28,7 @@ from switchyard.snapshots.layout import (
     SnapshotNotFoundError,
     blob_key,
     manifest_key,
+    missing_blobs,
     read_manifest,
     read_pointer,
 )
@@ -62,12 +63,7 @@ def replicate(
     manifest = read_manifest(source, generation)
     _check_not_diverged(target, manifest)
     copied = copied_bytes = server_side = 0
-    todo = []
-    for f in {f.sha256: f for f in manifest.files}.values():
-        found = target.head(blob_key(f.sha256))
-        if found is None or found.size != f.size:
-            todo.append(f)
-    for f in sorted(todo, key=lambda f: -f.size):
+    for f in missing_blobs(target, manifest.files):
         server_side += copy_blob(source, target, f, progress)
         copied += 1
         copied_bytes += f.size

@@ -9,7 +9,6 @@ again) and must pass the golden-question gate; only then does the caller make it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +25,12 @@ from switchyard.snapshots.layout import (
     SnapshotNotFoundError,
     active_key,
     blob_key,
+    in_parallel,
     read_manifest,
     read_pointer,
 )
 
 Progress = Callable[[int], None]
-FILE_CONCURRENCY = 4
 # Restores a generation (None: the newest) into a runtime's live index: ``restore_live`` with
 # everything but the generation bound.
 Restorer = Callable[[int | None], "Staged"]
@@ -83,7 +82,12 @@ def stage(
     missing = [s for s in manifest.index.segments if not index_store.has_segment(s.id)]
     files, size = download_segments(objects, index_store, missing, progress)
     path = index_store.save_manifest(manifest.index)
-    index = index_store.load(path, model_id=model_id, chunker_version=chunker_version)
+    index = index_store.load(
+        path,
+        model_id=model_id,
+        chunker_version=chunker_version,
+        verified={s.id for s in missing},  # hashed on arrival by download_segments
+    )
     result = gate(index)
     if not result.passed:
         raise GateFailedError(generation, result)
@@ -106,9 +110,7 @@ def download_segments(
         name = f.path.rsplit("/", 1)[1]
         objects.download(blob_key(f.sha256), folders[segment.id] / name, on_progress=progress)
 
-    with ThreadPoolExecutor(FILE_CONCURRENCY, thread_name_prefix="snapshot-down") as pool:
-        for future in [pool.submit(fetch, job) for job in jobs]:
-            future.result()
+    in_parallel(fetch, jobs, "snapshot-down")
     for s in segments:
         try:
             index_store.adopt_segment(s, folders[s.id])

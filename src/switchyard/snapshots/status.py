@@ -68,6 +68,33 @@ def generations_behind(
     return max(0, source.latest_generation - target.active_generation)
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotFigures:
+    """What dashboards, metrics and the failover gate read for one region."""
+
+    status: SnapshotStatus
+    primary: bool
+    age_seconds: float | None
+    generations_behind: int | None  # None for the primary, or unknown
+
+
+def snapshot_figures(
+    statuses: Mapping[str, SnapshotStatus], primary: str | None, now: datetime
+) -> dict[str, SnapshotFigures]:
+    """Each region's figures at ``now``, "behind" counted from ``primary``'s newest."""
+    return {
+        region: SnapshotFigures(
+            status,
+            region == primary,
+            status.age_seconds(now),
+            None
+            if primary is None or region == primary
+            else generations_behind(statuses, primary, region),
+        )
+        for region, status in statuses.items()
+    }
+
+
 class SnapshotWatch:
     """The regions' snapshot status for a loop that cycles faster than snapshots change: read
     at most every ``every_seconds``, the last reading served in between."""

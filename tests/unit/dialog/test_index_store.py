@@ -10,24 +10,12 @@ import numpy as np
 import pytest
 
 from support.dialog import HashEmbedder
+from support.dialog import numbered_docs as _docs
 from switchyard.dialog.chunking import CHUNKER_VERSION
 from switchyard.dialog.index import build_index, tokenize, with_documents
 from switchyard.dialog.model import Document
 from switchyard.dialog.segments import MAX_SEGMENTS, plan_merge
 from switchyard.dialog.store import IndexMismatchError, IndexStore
-
-
-def _docs(n: int, salt: str = "") -> list[Document]:
-    return [
-        Document(
-            f"doc{i}.md",
-            f"Doc {i}",
-            f"# Doc {i}\n\nTopic {i} {salt} explains rule number {i}.\n\nMore about {i}.\n",
-            "text/markdown",
-            f"{i}{salt}".ljust(64, "0"),
-        )
-        for i in range(n)
-    ]
 
 
 def test_saved_generation_loads_identically(tmp_path: Path) -> None:

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from support.dialog import HashEmbedder
+from support.dialog import numbered_docs as _docs
+from support.snapshots import failing_gate, passing_gate
 from switchyard.adapters.objects_memory import InMemoryObjectStore
 from switchyard.dialog.chunking import CHUNKER_VERSION
-from switchyard.dialog.golden import EvalReport
-from switchyard.dialog.index import SearchIndex, build_index, with_documents
+from switchyard.dialog.index import build_index, with_documents
 from switchyard.dialog.live_index import LiveIndex
-from switchyard.dialog.model import Document
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.errors import ConflictError
 from switchyard.ports.objects import ChecksumMismatch, ObjectStoreUnavailable
-from switchyard.snapshots.gate import GateResult
 from switchyard.snapshots.layout import blob_key, generations, read_active, read_pointer
 from switchyard.snapshots.publish import publish
 from switchyard.snapshots.replicate import replicate
@@ -27,31 +26,6 @@ from switchyard.snapshots.retention import doomed_generations, prune
 from switchyard.snapshots.status import generations_behind, read_status
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-def _docs(n: int, salt: str = "") -> list[Document]:
-    return [
-        Document(
-            f"doc{i}.md",
-            f"Doc {i}",
-            f"# Doc {i}\n\nTopic {i} {salt} explains rule number {i}.\n\nMore about {i}.\n",
-            "text/markdown",
-            f"{i}{salt}".ljust(64, "0"),
-        )
-        for i in range(n)
-    ]
-
-
-def _report() -> EvalReport:
-    return EvalReport(1, 1, 0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, ())
-
-
-def passing(index: SearchIndex) -> GateResult:
-    return GateResult(True, f"passed at {index.info.chunks} chunks", _report())
-
-
-def failing(index: SearchIndex) -> GateResult:
-    return GateResult(False, "golden questions failed: recall@5 0.10 < 0.90", _report())
 
 
 class Region:
@@ -65,7 +39,7 @@ class Region:
     def publish(self) -> int:
         return publish(self.store, self.bucket, region=self.name, now=lambda: NOW).generation
 
-    def restore(self, generation: int | None = None, gate=passing):  # type: ignore[no-untyped-def]
+    def restore(self, generation: int | None = None, gate=passing_gate):  # type: ignore[no-untyped-def]
         return restore_live(
             self.live,
             self.bucket,
@@ -197,7 +171,7 @@ def test_a_failed_gate_keeps_the_old_index_and_says_why(regions: tuple[Region, R
     before = b.live.current
 
     with pytest.raises(GateFailedError, match=r"recall@5 0\.10 < 0\.90"):
-        b.restore(gate=failing)
+        b.restore(gate=failing_gate)
     assert b.live.current is before
     assert read_active(b.bucket, "region-b") is None
 

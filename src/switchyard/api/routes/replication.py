@@ -15,7 +15,7 @@ from switchyard.api.problems import ApiError
 from switchyard.api.schemas import ReplicationOut, ReplicationPairOut, SnapshotRegionOut
 from switchyard.domain.region import Region, RegionRole
 from switchyard.domain.replication import ReplicationLag
-from switchyard.snapshots.status import generations_behind, read_status
+from switchyard.snapshots.status import read_status, snapshot_figures
 
 router = APIRouter(prefix="/v1/replication", tags=["replication"])
 
@@ -44,33 +44,22 @@ async def replication(context: ContextDep, _: Viewer) -> ReplicationOut:
 def _snapshots(context: ApiContext, regions: list[Region]) -> list[SnapshotRegionOut]:
     if not context.snapshot_stores:
         return []
-    now = datetime.now(UTC)
-    statuses = read_status(context.snapshot_stores)
     primary = next((r.name for r in regions if r.role is RegionRole.PRIMARY), None)
+    figures = snapshot_figures(read_status(context.snapshot_stores), primary, datetime.now(UTC))
     out = []
-    for region, s in statuses.items():
-        behind = None
-        if primary is not None and region != primary:
-            behind = generations_behind(statuses, primary, region)
-        age = s.age_seconds(now)
+    for region, f in figures.items():
         if context.replication_gauges is not None:
-            context.replication_gauges.observe_snapshot(
-                region,
-                latest=s.latest_generation,
-                active=s.active_generation,
-                age_seconds=age,
-                behind=behind,
-            )
+            context.replication_gauges.observe_snapshot(region, f)
         out.append(
             SnapshotRegionOut(
                 region=region,
-                primary=region == primary,
-                latest_generation=s.latest_generation,
-                active_generation=s.active_generation,
-                age_seconds=None if age is None else round(age, 3),
-                activated_at=s.activated_at,
-                generations_behind=behind,
-                error=s.error,
+                primary=f.primary,
+                latest_generation=f.status.latest_generation,
+                active_generation=f.status.active_generation,
+                age_seconds=None if f.age_seconds is None else round(f.age_seconds, 3),
+                activated_at=f.status.activated_at,
+                generations_behind=f.generations_behind,
+                error=f.status.error,
             )
         )
     return out
