@@ -338,6 +338,19 @@ def test_finish_failover_ends_its_intent(
     assert (event.action, event.region, event.code) == ("failover.finish", B, state.value)
 
 
+def test_a_succeeded_dry_run_does_not_start_the_cooldown(control: ControlRig) -> None:
+    store = control.store
+    rehearsal = start_for(store, store.submit_intent(failover_request(dry_run=True)), dry_run=True)
+
+    done = finish(store, rehearsal)
+
+    assert (done.state, done.dry_run) == (FailoverState.SUCCEEDED, True)
+    assert store.last_failover_finished_at() is None  # nothing moved: no cooldown
+    real = start_for(store, store.submit_intent(failover_request()))
+    finish(store, real)
+    assert store.last_failover_finished_at() == at(60)
+
+
 def test_unknown_failover_intent_and_step_are_not_found(control: ControlRig) -> None:
     store = control.store
     missing = uuid4()

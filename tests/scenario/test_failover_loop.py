@@ -157,6 +157,37 @@ def test_dry_run_changes_nothing(world: World) -> None:
     assert world.answer() == (ADDRESSES["region-a"],)
 
 
+def test_a_dry_run_does_not_delay_a_real_failover(world: World) -> None:
+    """A rehearsal changed nothing, so it must not start the cooldown (seen in the demo:
+    a dry run made the loop refuse to fail over a dead primary for 300 s)."""
+    world.run(2)
+    world.store.submit_intent(
+        IntentRequest("failover", "region-b", "rehearse", "ops", dry_run=True)
+    )
+    world.run(2)
+    world.kill("region-a")
+    codes = decisions(world.run(6))
+    assert "cooldown" not in codes
+    assert "failover_started" in codes
+    assert world.roles()["region-b"][0] == "primary"
+    assert world.answer() == (ADDRESSES["region-b"],)
+
+
+def test_a_rolled_back_switchover_does_not_delay_a_real_failover(world: World) -> None:
+    world.run(2)
+    world.databases.writes["region-a"] = {"s1/1": world.clock.now()}
+    s = world.store.submit_intent(
+        IntentRequest("drill", "region-b", "switchover", "ops", drill_kind=DrillKind.PLANNED)
+    )
+    world.run(2)
+    assert world.store.failover(s.failover_id).state is FailoverState.ABORTED
+    world.databases.writes["region-a"] = {}
+    world.kill("region-a")
+    codes = decisions(world.run(6))
+    assert "cooldown" not in codes
+    assert world.roles()["region-b"][0] == "primary"
+
+
 def test_unplanned_drill_reports_rto_and_rpo(world: World) -> None:
     world.run(2)
     now = world.clock.now()

@@ -231,7 +231,9 @@ class InMemoryControlStore:
             done = [
                 f.finished_at
                 for f in self._failovers.values()
-                if f.state is FailoverState.SUCCEEDED and f.finished_at is not None
+                if f.state is FailoverState.SUCCEEDED
+                and not f.dry_run
+                and f.finished_at is not None
             ]
             return max(done) if done else None
 

@@ -182,7 +182,8 @@ def get_failover(*, session: Session, failover_id: UUID) -> FailoverRecord:
 def last_failover_finished_at(*, session: Session) -> datetime | None:
     finished: datetime | None = session.scalar(
         select(func.max(failovers.c.finished_at)).where(
-            failovers.c.state == FailoverState.SUCCEEDED.value
+            failovers.c.state == FailoverState.SUCCEEDED.value,
+            failovers.c.dry_run.is_(False),
         )
     )
     return finished

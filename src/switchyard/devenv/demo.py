@@ -12,13 +12,33 @@ from switchyard.devenv.harness import Harness
 from switchyard.devenv.stacks import prepare_stores
 from switchyard.devenv.topology_file import write_topology
 
+# Probes every 2 s so the demo sees the loop decide within seconds (production: 10 s).
+DEMO_PROBE_INTERVAL_SECONDS = 2.0
+
+
+class DemoFailedError(Exception):
+    """A step of the tour did not do what it shows; the demo exits non-zero."""
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise DemoFailedError(what)
+
 
 def run_demo(h: Harness) -> int:
+    try:
+        return _tour(h)
+    except DemoFailedError as exc:
+        print(f"\n!! demo failed: {exc}")
+        print("   logs: .local/logs/ (or $SWITCHYARD_DEV_DIR/logs); `make status` shows what runs")
+        return 1
+
+
+def _tour(h: Harness) -> int:
     print("== starting the local infrastructure (reusing what already runs)")
     for r in h.up():
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
-    # Probes every 2 s so the demo sees the loop decide within seconds (production: 10 s).
-    write_topology(h, h.api.topology_path, interval_seconds=2.0)
+    write_topology(h, h.api.topology_path, interval_seconds=DEMO_PROBE_INTERVAL_SECONDS)
     # The same settings path the processes take: AppRole login, secrets from Vault.
     added, states = prepare_stores(h)
     print(
@@ -82,9 +102,11 @@ def _failover_tour(h: Harness) -> None:
         time.sleep(0.5)
     print(f"== GET /v1/controller: {status.get('code')} (leader {status.get('leader')})")
     print(f"   {status.get('reason')}")
+    _require(status.get("code") == "healthy", f"the loop should hold steady, says {status}")
     body = {"target": "region-b", "reason": "demo: rehearse a failover", "dry_run": True}
     accepted = requests.post(f"{api}/v1/failovers", headers=operator, json=body, timeout=5)
     print(f"== POST /v1/failovers (dry run) → {accepted.status_code} {accepted.json()}")
+    _require(accepted.status_code == 202, "the dry-run failover was not accepted")
     href = accepted.json().get("href", "")
     record: dict[str, object] = {}
     deadline = time.monotonic() + 30
@@ -97,6 +119,7 @@ def _failover_tour(h: Harness) -> None:
     steps: list[dict[str, str]] = record.get("steps", [])  # type: ignore[assignment]
     for step in steps:
         print(f"   {step['name']:<16} {step['status']:<9} {step['reason']}")
+    _require(record.get("status") == "succeeded", f"the dry run ended {record.get('status')}")
     print("   a real one: the same POST without dry_run, or a drill: runbooks/README.md")
 
 
@@ -115,6 +138,7 @@ def _cdc_tour(h: Harness, session_id: str) -> None:
             break
         time.sleep(0.5)
     print(f"   region-b holds {turns} turns of session {session_id}")
+    _require(turns >= 4, "the conversation did not reach region-b within 30 s")
     viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
     pairs = requests.get(f"{h.api.url}/v1/replication", headers=viewer, timeout=10).json()
     print("== GET /v1/replication")
@@ -166,6 +190,7 @@ def _snapshot_tour(h: Harness) -> None:
         f"{h.runtimes['region-b'].url}/v1/index/restore", json={}, headers=operator, timeout=300
     )
     print(f"== POST region-b /v1/index/restore → {restored.status_code}")
+    _require(restored.status_code == 200, f"restore refused: {restored.text[:300]}")
     print(f"   {restored.json().get('gate') or restored.json().get('detail')}")
     viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
     body = requests.get(f"{h.api.url}/v1/replication", headers=viewer, timeout=10).json()
@@ -183,7 +208,9 @@ def _dialog_tour(h: Harness) -> str:
     question = "How many vacation days do I get, and can I carry some over?"
     print(f"\n== POST {primary}/v1/chat (region-a, primary)")
     print(f"   you: {question}")
-    reply = requests.post(f"{primary}/v1/chat", json={"message": question}, timeout=30).json()
+    answered = requests.post(f"{primary}/v1/chat", json={"message": question}, timeout=30)
+    _require(answered.status_code == 200, f"chat answered {answered.status_code}")
+    reply = answered.json()
     print(f"   bot: {reply['answer']}")
     for c in reply["citations"]:
         print(f"        cites {c['document']} chunk {c['chunk_id']} chars {c['start']}-{c['end']}")
@@ -202,6 +229,7 @@ def _dialog_tour(h: Harness) -> str:
         f"   {refused.status_code} Retry-After={refused.headers.get('Retry-After')} "
         f"{refused.json()['detail']}"
     )
+    _require(refused.status_code == 503, "the standby accepted a write")
     canary = requests.get(f"{standby}/v1/canary", params={"q": question}, timeout=30).json()
     print(
         f"== GET {standby}/v1/canary answers from the standby too: cites "

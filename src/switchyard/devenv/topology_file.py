@@ -23,10 +23,16 @@ def harness_topology(
     h: Harness,
     *,
     interval_seconds: float = 10.0,
-    timeout_seconds: float = 2.0,
+    timeout_seconds: float | None = None,
     failover: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The harness's topology; probes every ``interval_seconds`` (tests and benchmarks use 1)."""
+    """The harness's topology; probes every ``interval_seconds`` (tests and benchmarks use 1).
+
+    A probe must finish before the next round starts (the topology refuses anything else), so
+    the timeout defaults to half the interval, at most 2 s.
+    """
+    if timeout_seconds is None:
+        timeout_seconds = min(2.0, interval_seconds / 2)
     regions = []
     for i, region in enumerate(REGIONS):
         db = h.region_dbs[region]

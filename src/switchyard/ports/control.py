@@ -90,7 +90,11 @@ class ControlStore(Protocol):
         ...
 
     def last_failover_finished_at(self) -> datetime | None:
-        """When the newest *succeeded* failover finished (for the cooldown)."""
+        """When the newest failover that moved the primary finished (for the cooldown).
+
+        Only a succeeded, real failover counts: a dry run changed nothing, and a refused
+        intent or an aborted or rolled-back switchover left the primary where it was.
+        """
         ...
 
     def loop_status(self) -> LoopStatus: ...

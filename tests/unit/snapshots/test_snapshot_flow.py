@@ -31,7 +31,11 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 class Region:
     def __init__(self, tmp: Path, name: str, embedder: HashEmbedder) -> None:
         self.name = name
-        self.bucket = InMemoryObjectStore(f"bucket-{name}", location=f"endpoint-{name}")
+        # The bucket stamps last_modified with the same fixed clock as everything else here:
+        # retention judges blob age by it, and a real clock would make the test date-bound.
+        self.bucket = InMemoryObjectStore(
+            f"bucket-{name}", location=f"endpoint-{name}", clock=lambda: NOW
+        )
         self.store = IndexStore(tmp / name)
         self.embedder = embedder
         self.live = LiveIndex(build_index([], embedder), self.store)
