@@ -1,4 +1,7 @@
-"""``make demo``: the two regions' infrastructure, the control-plane API, and a short tour."""
+"""``make demo``: the two regions' infrastructure, the control-plane API, and a short tour that
+ends with the main job: a planned switchover drill, measured, and the same conversation going on
+in the new primary. The tour runs from whichever region is primary now, so running it again
+switches back. Every step checks what it shows; the demo exits 1 naming the step that failed."""
 
 from __future__ import annotations
 
@@ -23,6 +26,19 @@ class DemoFailedError(Exception):
 def _require(ok: bool, what: str) -> None:
     if not ok:
         raise DemoFailedError(what)
+
+
+def _primary_and_standby(regions: list[dict[str, object]]) -> tuple[str, str]:
+    """The tour runs from whichever region is primary now (a previous demo switched over)."""
+    roles = {str(r["name"]): str(r["role"]) for r in regions}
+    primary = next((name for name, role in roles.items() if role == "primary"), None)
+    standby = next((name for name, role in roles.items() if role == "standby"), None)
+    if primary is None or standby is None:
+        raise DemoFailedError(
+            f"the tour needs a primary and a standby, the control plane records {roles} "
+            "(`make clean` starts the demo afresh)"
+        )
+    return primary, standby
 
 
 def run_demo(h: Harness) -> int:
@@ -58,8 +74,9 @@ def _tour(h: Harness) -> int:
     regions = requests.get(f"{api}/v1/regions", headers=viewer, timeout=5).json()
     for region in regions["items"]:
         print(f"   {region['name']:<10} {region['role']:<9} epoch {region['epoch']}")
+    primary, standby = _primary_and_standby(regions["items"])
     print("== POST /v1/events (operator token): a note on the timeline")
-    note = {"message": "demo started", "region": regions["items"][0]["name"]}
+    note = {"message": "demo started", "region": primary}
     requests.post(f"{api}/v1/events", headers=operator, json=note, timeout=5).raise_for_status()
     events = requests.get(f"{api}/v1/events?limit=3", headers=viewer, timeout=5).json()
     for e in events["items"]:
@@ -71,10 +88,11 @@ def _tour(h: Harness) -> int:
     print("\n== starting CDC: a source and a sink in each region (role decides who works)")
     for r in h.up([c.name for c in h.cdc.values()]):
         print(f"   {r.name:<14} {r.action:<16} {r.seconds:5.2f}s")
-    session_id = _dialog_tour(h)
-    _cdc_tour(h, session_id)
-    _snapshot_tour(h)
-    _failover_tour(h)
+    session_id = _dialog_tour(h, primary, standby)
+    _cdc_tour(h, session_id, primary, standby)
+    _snapshot_tour(h, primary, standby)
+    _failover_tour(h, standby)
+    _switchover_tour(h, session_id, primary, standby)
 
     print("\n== where everything is")
     for s in h.status():
@@ -86,7 +104,7 @@ def _tour(h: Harness) -> int:
     return 0
 
 
-def _failover_tour(h: Harness) -> None:
+def _failover_tour(h: Harness, standby: str) -> None:
     print("\n== starting the three controllers (one per vantage point)")
     for r in h.up([c.name for c in h.controllers.values()]):
         print(f"   {r.name:<18} {r.action:<16} {r.seconds:5.2f}s")
@@ -103,7 +121,7 @@ def _failover_tour(h: Harness) -> None:
     print(f"== GET /v1/controller: {status.get('code')} (leader {status.get('leader')})")
     print(f"   {status.get('reason')}")
     _require(status.get("code") == "healthy", f"the loop should hold steady, says {status}")
-    body = {"target": "region-b", "reason": "demo: rehearse a failover", "dry_run": True}
+    body = {"target": standby, "reason": "demo: rehearse a failover", "dry_run": True}
     accepted = requests.post(f"{api}/v1/failovers", headers=operator, json=body, timeout=5)
     print(f"== POST /v1/failovers (dry run) → {accepted.status_code} {accepted.json()}")
     _require(accepted.status_code == 202, "the dry-run failover was not accepted")
@@ -120,16 +138,15 @@ def _failover_tour(h: Harness) -> None:
     for step in steps:
         print(f"   {step['name']:<16} {step['status']:<9} {step['reason']}")
     _require(record.get("status") == "succeeded", f"the dry run ended {record.get('status')}")
-    print("   a real one: the same POST without dry_run, or a drill: runbooks/README.md")
 
 
-def _cdc_tour(h: Harness, session_id: str) -> None:
-    standby = h.region_dbs["region-b"]
-    print("\n== the conversation reaches region-b's database through Kafka")
+def _cdc_tour(h: Harness, session_id: str, primary: str, standby: str) -> None:
+    standby_db = h.region_dbs[standby]
+    print(f"\n== the conversation reaches {standby}'s database through Kafka")
     turns = 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with psycopg.connect(standby.conninfo(standby.database)) as conn:
+        with psycopg.connect(standby_db.conninfo(standby_db.database)) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM dialog_turns WHERE session_id = %s", (session_id,)
             ).fetchone()
@@ -137,8 +154,8 @@ def _cdc_tour(h: Harness, session_id: str) -> None:
         if turns >= 4:
             break
         time.sleep(0.5)
-    print(f"   region-b holds {turns} turns of session {session_id}")
-    _require(turns >= 4, "the conversation did not reach region-b within 30 s")
+    print(f"   {standby} holds {turns} turns of session {session_id}")
+    _require(turns >= 4, f"the conversation did not reach {standby} within 30 s")
     viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
     pairs = requests.get(f"{h.api.url}/v1/replication", headers=viewer, timeout=10).json()
     print("== GET /v1/replication")
@@ -151,8 +168,8 @@ def _cdc_tour(h: Harness, session_id: str) -> None:
             )
 
 
-def _snapshot_tour(h: Harness) -> None:
-    """Publish region-a's index, copy it to region-b's bucket, restore it there (gated)."""
+def _snapshot_tour(h: Harness, primary: str, standby: str) -> None:
+    """Publish the primary's index, copy it to the standby's bucket, restore it there (gated)."""
     from datetime import UTC, datetime
 
     from switchyard.adapters.objects_s3 import S3ObjectStore
@@ -170,26 +187,24 @@ def _snapshot_tour(h: Harness) -> None:
         )
         for region, s3 in h.s3.items()
     }
-    source = IndexStore(h.runtimes["region-a"].data_dir / "region-a" / "index")
-    print("\n== switchyard snapshot publish --region region-a")
-    published = publish(
-        source, buckets["region-a"], region="region-a", now=lambda: datetime.now(UTC)
-    )
+    source = IndexStore(h.runtimes[primary].data_dir / primary / "index")
+    print(f"\n== switchyard snapshot publish --region {primary}")
+    published = publish(source, buckets[primary], region=primary, now=lambda: datetime.now(UTC))
     print(
         f"   generation {published.generation}: {published.uploaded_files} of "
         f"{published.files} files uploaded ({published.uploaded_bytes} bytes)"
         + (" — unchanged since the last publish" if published.unchanged else "")
     )
-    copied = replicate(buckets["region-a"], buckets["region-b"])
+    copied = replicate(buckets[primary], buckets[standby])
     print(
-        f"== switchyard snapshot replicate region-a region-b: {copied.copied_files} files "
+        f"== switchyard snapshot replicate {primary} {standby}: {copied.copied_files} files "
         f"({copied.copied_bytes} bytes) streamed and verified"
     )
     operator = {"Authorization": f"Bearer {h.creds.api_tokens['operator']}"}
     restored = requests.post(
-        f"{h.runtimes['region-b'].url}/v1/index/restore", json={}, headers=operator, timeout=300
+        f"{h.runtimes[standby].url}/v1/index/restore", json={}, headers=operator, timeout=300
     )
-    print(f"== POST region-b /v1/index/restore → {restored.status_code}")
+    print(f"== POST {standby} /v1/index/restore → {restored.status_code}")
     _require(restored.status_code == 200, f"restore refused: {restored.text[:300]}")
     print(f"   {restored.json().get('gate') or restored.json().get('detail')}")
     viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
@@ -201,12 +216,12 @@ def _snapshot_tour(h: Harness) -> None:
         )
 
 
-def _dialog_tour(h: Harness) -> str:
-    """Two turns in region-a; returns the session id."""
-    primary = h.runtimes["region-a"].url
-    standby = h.runtimes["region-b"].url
+def _dialog_tour(h: Harness, primary_name: str, standby_name: str) -> str:
+    """Two turns in the primary; returns the session id."""
+    primary = h.runtimes[primary_name].url
+    standby = h.runtimes[standby_name].url
     question = "How many vacation days do I get, and can I carry some over?"
-    print(f"\n== POST {primary}/v1/chat (region-a, primary)")
+    print(f"\n== POST {primary}/v1/chat ({primary_name}, primary)")
     print(f"   you: {question}")
     answered = requests.post(f"{primary}/v1/chat", json={"message": question}, timeout=30)
     _require(answered.status_code == 200, f"chat answered {answered.status_code}")
@@ -223,7 +238,7 @@ def _dialog_tour(h: Harness) -> str:
     reply = requests.post(f"{primary}/v1/chat", json=follow_up, timeout=30).json()
     print(f"   bot: {reply['answer']}  ({reply['kind']}, turn {reply['turn']})")
     session_id = str(reply["session_id"])
-    print(f"== POST {standby}/v1/chat (region-b, standby) is refused until a failover:")
+    print(f"== POST {standby}/v1/chat ({standby_name}, standby) is refused until a failover:")
     refused = requests.post(f"{standby}/v1/chat", json={"message": question}, timeout=30)
     print(
         f"   {refused.status_code} Retry-After={refused.headers.get('Retry-After')} "
@@ -237,3 +252,50 @@ def _dialog_tour(h: Harness) -> str:
     )
     print(f"   golden questions: switchyard eval --url {primary}")
     return session_id
+
+
+def _switchover_tour(h: Harness, session_id: str, primary: str, standby: str) -> None:
+    """The main job: a planned switchover drill that loses nothing, measured, and the same
+    conversation going on in the new primary."""
+    api = h.api.url
+    viewer = {"Authorization": f"Bearer {h.creds.api_tokens['viewer']}"}
+    operator = {"Authorization": f"Bearer {h.creds.api_tokens['operator']}"}
+    body = {
+        "kind": "planned",
+        "target": standby,
+        "objectives": {"rto_seconds": 60, "rpo_seconds": 0},
+    }
+    accepted = requests.post(f"{api}/v1/drills", headers=operator, json=body, timeout=5)
+    print(f"\n== POST /v1/drills (planned switchover to {standby}) → {accepted.status_code}")
+    _require(accepted.status_code == 202, f"the drill was not accepted: {accepted.text[:300]}")
+    href = accepted.json()["href"]
+    drill: dict[str, object] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        drill = requests.get(f"{api}{href}", headers=viewer, timeout=5).json()
+        if drill.get("status") in ("passed", "failed", "aborted"):
+            break
+        time.sleep(0.5)
+    report: dict[str, object] = drill.get("report") or {}  # type: ignore[assignment]
+    print(f"== GET {href}: {drill.get('status')}")
+    for key in ("fence_seconds", "dns_seconds", "rto_seconds", "rpo_seconds"):
+        print(f"   {key:<20} {report.get(key)}")
+    print(f"   unreplicated writes  {report.get('unreplicated_writes')}")
+    _require(drill.get("status") == "passed", f"the switchover drill ended {drill.get('status')}")
+    question = "And how many of them can I carry over into next year?"
+    print(f"== POST {h.runtimes[standby].url}/v1/chat: the same session, now in {standby}")
+    print(f"   you: {question}")
+    answered = requests.post(
+        f"{h.runtimes[standby].url}/v1/chat",
+        json={"session_id": session_id, "message": question},
+        timeout=30,
+    )
+    _require(answered.status_code == 200, f"the new primary answered {answered.status_code}")
+    reply = answered.json()
+    print(f"   bot: {reply['answer']}")
+    print(
+        f"   turn {reply['turn']} of session {session_id}, region {reply['region']}, "
+        f"epoch {reply['epoch']}"
+    )
+    _require(reply["turn"] > 2, "the conversation did not carry over to the new primary")
+    print(f"   {primary} is a standby now; `make demo` again switches back")
