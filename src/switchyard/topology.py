@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from switchyard.config_errors import config_error
+from switchyard.domain.dns import parse_server
 from switchyard.domain.region import RegionRole
 from switchyard.errors import ConfigError
 
@@ -71,12 +73,26 @@ class PowerDnsProvider(_Frozen):
     api_key_secret: SecretPath
 
 
+def _name_server(text: str) -> str:
+    parse_server(text)  # ValueError names the entry
+    return text
+
+
+NameServer = Annotated[str, AfterValidator(_name_server)]
+
+
 class Route53Provider(_Frozen):
     kind: Literal["route53"]
     hosted_zone_id: str
     credentials_secret: SecretPath | None = None
     endpoint_url: AnyHttpUrl | None = None  # None: AWS itself
     aws_region: str = "us-east-1"
+    # The authoritative servers the failover's DNS check asks ("host" or "host:port", port 53
+    # by default). None: the hosted zone's delegation set (GetHostedZone).
+    name_servers: Annotated[tuple[NameServer, ...], Field(min_length=1)] | None = None
+    # How long an update waits for Route 53 to report the change INSYNC before returning;
+    # the verify step then keeps checking (keep it under failover.step_timeout_seconds).
+    change_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 3.0
 
 
 DnsProviderSpec = Annotated[

@@ -1,4 +1,5 @@
-"""DnsProvider contract: the in-memory twin, Knot (RFC 2136), PowerDNS and Route 53 (moto).
+"""DnsProvider contract: the in-memory twin, Knot (RFC 2136), PowerDNS and Route 53 (moto's
+API, its changes served by the harness's Knot as Route 53's name servers; see support.route53).
 
 Every test works on an owner name of its own (``contract-<random>.gslb.switchyard.test.``)
 and deletes it afterwards, so the demo's ``chat`` record is never touched.
@@ -13,26 +14,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from uuid import uuid4
 
-import boto3
 import pytest
 
 from support.ports import closed_port
+from support.route53 import Route53Edge, mirror, moto_route53_zone, route53_edge_on
 from switchyard.adapters.dns_memory import InMemoryDnsProvider
 from switchyard.adapters.dns_powerdns import PowerDnsApiProvider
 from switchyard.adapters.dns_registry import DnsProviderSpec, build_dns_provider
 from switchyard.adapters.dns_rfc2136 import Rfc2136DnsProvider, TsigKey
 from switchyard.adapters.dns_route53 import AwsCredentials, Route53DnsProvider
 from switchyard.adapters.secrets_memory import InMemorySecretStore
-from switchyard.controller.gslb import answers, route_to
+from switchyard.controller.gslb import answers, route_to, verify_answers
 from switchyard.devenv.dns import TSIG_KEY_NAME, ZONE
 from switchyard.devenv.harness import Harness
-from switchyard.domain.dns import Change, RecordSet, plan, single, weighted
+from switchyard.domain.dns import Answer, Change, RecordSet, ServerAnswer, plan, single, weighted
 from switchyard.domain.secrets import Secret
 from switchyard.errors import ConfigError, ConflictError, FatalError, TransientError
 from switchyard.ports.dns import DnsProvider
 from switchyard.topology import PowerDnsProvider, Rfc2136Provider, Route53Provider
 
 A, B, C = "127.0.1.1", "127.0.2.1", "127.0.3.1"
+AWS = AwsCredentials(Secret("contract"), Secret("contract"))
 TTL = 30
 QUICK = 0.3  # seconds: how long a test waits on a server that is not there
 
@@ -54,22 +56,23 @@ class Backend:
 @pytest.fixture(scope="module")
 def moto_route53() -> Iterator[tuple[str, str]]:
     """A moto server in this process with the GSLB zone: (endpoint URL, hosted zone id)."""
-    from moto.server import ThreadedMotoServer
+    with moto_route53_zone(ZONE) as found:
+        yield found
 
-    port = closed_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "route53",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="contract",
-        aws_secret_access_key="contract",
-    )
-    zone_id = client.create_hosted_zone(Name=ZONE, CallerReference=uuid4().hex)["HostedZone"]["Id"]
-    yield url, zone_id
-    server.stop()
+
+@pytest.fixture(scope="module")
+def route53_edge(moto_route53: tuple[str, str], harness: Harness) -> Iterator[Route53Edge]:
+    """Route 53 as the adapter meets it: moto's API, its changes served by the harness's Knot
+    (see ``support.route53``). Answers are asked of Knot, never read from the API."""
+    url, zone_id = moto_route53
+    api = Route53DnsProvider(ZONE, zone_id, credentials=AWS, endpoint_url=url)
+    with route53_edge_on(url, mirror(api, _knot_admin(harness))) as edge:
+        yield edge
+
+
+def _knot_admin(h: Harness) -> Rfc2136DnsProvider:
+    key = TsigKey(TSIG_KEY_NAME, "hmac-sha256", Secret(h.creds.tsig_secret))
+    return Rfc2136DnsProvider(ZONE, "127.0.0.1", port=h.knot.port, tsig=key)
 
 
 def _memory() -> Backend:
@@ -121,23 +124,32 @@ def _pdns(h: Harness) -> Backend:
     )
 
 
-def _route53(moto: tuple[str, str]) -> Backend:
-    url, zone_id = moto
-    creds = AwsCredentials(Secret("contract"), Secret("contract"))
+def _route53(moto: tuple[str, str], edge: Route53Edge, h: Harness) -> Backend:
+    _, zone_id = moto
+
+    def build() -> DnsProvider:
+        return Route53DnsProvider(
+            ZONE,
+            zone_id,
+            credentials=AWS,
+            endpoint_url=edge.url,
+            name_servers=[("127.0.0.1", h.knot.port)],
+        )
 
     def unreachable() -> DnsProvider:
         return Route53DnsProvider(
             ZONE,
             zone_id,
-            credentials=creds,
+            credentials=AWS,
             endpoint_url=f"http://127.0.0.1:{closed_port()}",
             timeout=QUICK,
             max_attempts=1,
+            name_servers=[("127.0.0.1", closed_port())],
         )
 
     return Backend(
         "route53",
-        lambda: Route53DnsProvider(ZONE, zone_id, credentials=creds, endpoint_url=url),
+        build,
         unreachable,
         None,  # moto accepts any credentials
         race="moto does not compare DELETEs with what it stores (AWS does)",
@@ -148,10 +160,14 @@ def _route53(moto: tuple[str, str]) -> Backend:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
         return _memory()
-    if request.param == "route53":
-        return _route53(request.getfixturevalue("moto_route53"))
-    # Looked up lazily so the memory and moto runs need no local servers.
+    # Looked up lazily so the memory runs need no local servers.
     harness: Harness = request.getfixturevalue("harness")
+    if request.param == "route53":
+        moto, edge = (
+            request.getfixturevalue("moto_route53"),
+            request.getfixturevalue("route53_edge"),
+        )
+        return _route53(moto, edge, harness)
     return _knot(harness) if request.param == "rfc2136" else _pdns(harness)
 
 
@@ -182,7 +198,7 @@ def test_a_name_never_written_has_no_records_and_no_answer(
     provider: DnsProvider, owner: str
 ) -> None:
     assert provider.records(owner) == ()
-    assert provider.answer(owner) == ()
+    assert provider.answer(owner).addresses == ()
 
 
 def test_create_is_read_back_and_answered(provider: DnsProvider, owner: str) -> None:
@@ -191,18 +207,18 @@ def test_create_is_read_back_and_answered(provider: DnsProvider, owner: str) -> 
     provider.apply([Change("create", None, record)])
 
     assert provider.records(owner) == (record,)
-    assert provider.answer(owner) == (A,)
+    assert provider.answer(owner).addresses == (A,)
 
 
 def test_update_is_answered_on_the_very_next_query(provider: DnsProvider, owner: str) -> None:
     old = single(owner, TTL, A)
     provider.apply([Change("create", None, old)])
-    assert provider.answer(owner) == (A,)
+    assert provider.answer(owner).addresses == (A,)
 
     new = single(owner, TTL, B)
     provider.apply([Change("update", old, new)])
 
-    assert provider.answer(owner) == (B,)
+    assert provider.answer(owner).addresses == (B,)
     assert provider.records(owner) == (new,)
 
 
@@ -215,7 +231,7 @@ def test_several_addresses_and_a_new_ttl_round_trip(provider: DnsProvider, owner
 
     assert provider.records(owner) == (new,)
     assert new.values == (A, B, C)
-    assert provider.answer(owner) == (A, B, C)
+    assert provider.answer(owner).addresses == (A, B, C)
 
 
 def test_delete_removes_record_and_answer(provider: DnsProvider, owner: str) -> None:
@@ -225,7 +241,7 @@ def test_delete_removes_record_and_answer(provider: DnsProvider, owner: str) -> 
     provider.apply([Change("delete", record, None)])
 
     assert provider.records(owner) == ()
-    assert provider.answer(owner) == ()
+    assert provider.answer(owner).addresses == ()
 
 
 def test_empty_batch_is_a_no_op_without_io(backend: Backend, owner: str) -> None:
@@ -259,7 +275,7 @@ def test_stale_update_conflicts_and_leaves_the_record(backend: Backend, owner: s
         second.apply(plan(seen_by_second, [single(owner, TTL, C)]))
 
     assert first.records(owner) == (single(owner, TTL, B),)
-    assert first.answer(owner) == (B,)
+    assert first.answer(owner).addresses == (B,)
 
 
 def test_create_conflicts_when_someone_created_first(backend: Backend, owner: str) -> None:
@@ -357,19 +373,19 @@ def test_weights_round_trip_where_supported(provider: DnsProvider, owner: str) -
     provider.apply([Change("create", None, split)])
 
     assert provider.records(owner) == (split,)
-    assert set(provider.answer(owner)) <= {A, B}
-    assert provider.answer(owner)
+    assert set(provider.answer(owner).addresses) <= {A, B}
+    assert provider.answer(owner).addresses
 
     drained = weighted(owner, TTL, {A: 0, B: 100})
     provider.apply([Change("update", split, drained)])
     assert provider.records(owner) == (drained,)
     for _ in range(5):  # a weight of 0 is never picked
-        assert provider.answer(owner) == (B,)
+        assert provider.answer(owner).addresses == (B,)
 
     plain = single(owner, TTL, C)
     provider.apply([Change("update", drained, plain)])
     assert provider.records(owner) == (plain,)
-    assert provider.answer(owner) == (C,)
+    assert provider.answer(owner).addresses == (C,)
 
     provider.apply([Change("update", plain, split)])
     assert provider.records(owner) == (split,)
@@ -438,12 +454,14 @@ def test_route_to_converges_and_is_idempotent(provider: DnsProvider, owner: str)
     assert [u.changed for u in again] == [False]
     assert [u.changed for u in moved] == [True]
     assert answers([provider], owner) == {provider.name: (B,)}
+    assert verify_answers([provider], owner, B).ok
+    assert not verify_answers([provider], owner, A).ok
 
 
 # -- the registry builds each adapter from the topology -------------------------------------
 
 
-def _specs(h: Harness, moto: tuple[str, str]) -> dict[str, DnsProviderSpec]:
+def _specs(h: Harness, moto: tuple[str, str], edge_url: str) -> dict[str, DnsProviderSpec]:
     return {
         "rfc2136": Rfc2136Provider(
             kind="rfc2136", server="127.0.0.1", port=h.knot.port, tsig_secret="dns/tsig"
@@ -460,7 +478,8 @@ def _specs(h: Harness, moto: tuple[str, str]) -> dict[str, DnsProviderSpec]:
                 "kind": "route53",
                 "hosted_zone_id": moto[1],
                 "credentials_secret": "dns/aws",
-                "endpoint_url": moto[0],
+                "endpoint_url": edge_url,
+                "name_servers": [f"127.0.0.1:{h.knot.port}"],
             }
         ),
     }
@@ -468,7 +487,7 @@ def _specs(h: Harness, moto: tuple[str, str]) -> dict[str, DnsProviderSpec]:
 
 @pytest.mark.parametrize("kind", ["rfc2136", "powerdns", "route53"])
 def test_registry_builds_a_working_adapter_from_the_topology(
-    harness: Harness, moto_route53: tuple[str, str], kind: str
+    harness: Harness, moto_route53: tuple[str, str], route53_edge: Route53Edge, kind: str
 ) -> None:
     secrets = InMemorySecretStore()
     secrets.write(
@@ -478,15 +497,21 @@ def test_registry_builds_a_working_adapter_from_the_topology(
     secrets.write("dns/pdns", {"api_key": harness.creds.pdns_api_key})
     secrets.write("dns/aws", {"access_key_id": "contract", "secret_access_key": "contract"})
 
-    provider = build_dns_provider(_specs(harness, moto_route53)[kind], ZONE, secrets)
+    provider = build_dns_provider(
+        _specs(harness, moto_route53, route53_edge.url)[kind], ZONE, secrets
+    )
+    absent = f"registry-absent-{uuid4().hex[:8]}.{ZONE}"
 
     assert provider.name == kind
-    assert provider.records(f"registry-absent-{uuid4().hex[:8]}.{ZONE}") == ()
+    assert provider.records(absent) == ()
+    dns_port = harness.pdns.dns_port if kind == "powerdns" else harness.knot.port
+    assert provider.answer(absent) == Answer((ServerAnswer(f"127.0.0.1:{dns_port}", ()),))
 
 
 @pytest.mark.parametrize("kind", ["rfc2136", "powerdns", "route53"])
 def test_registry_names_the_field_of_a_missing_secret(
     harness: Harness, moto_route53: tuple[str, str], kind: str
 ) -> None:
+    spec = _specs(harness, moto_route53, moto_route53[0])[kind]
     with pytest.raises(ConfigError, match=f"dns.providers\\[kind={kind}\\]"):
-        build_dns_provider(_specs(harness, moto_route53)[kind], ZONE, InMemorySecretStore())
+        build_dns_provider(spec, ZONE, InMemorySecretStore())

@@ -143,7 +143,7 @@ class World:
         return {r.name: (r.role.value, r.epoch) for r in self.store.regions()}
 
     def answer(self) -> tuple[str, ...]:
-        return self.dns.answer(NAME)
+        return self.dns.answer(NAME).addresses
 
 
 def topology(**failover: object) -> Topology:

@@ -12,6 +12,7 @@ from switchyard.adapters.dns_memory import InMemoryDnsProvider
 from switchyard.adapters.dns_powerdns import api_base, lua_weighted, parse_lua_weighted
 from switchyard.controller.gslb import ProviderUpdate, answers, route_to
 from switchyard.domain.dns import (
+    Answer,
     Change,
     RecordSet,
     apply_changes,
@@ -220,7 +221,7 @@ class Interfering:
             self.inner.apply(plan(self.inner.records(self.rival.name), [self.rival]))
         self.inner.apply(changes)
 
-    def answer(self, name: str) -> tuple[str, ...]:
+    def answer(self, name: str) -> Answer:
         return self.inner.answer(name)
 
 

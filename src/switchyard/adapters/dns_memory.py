@@ -5,7 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from switchyard.domain.dns import Change, RecordKey, RecordSet, apply_changes, check_name, in_zone
+from switchyard.domain.dns import (
+    Answer,
+    Change,
+    RecordKey,
+    RecordSet,
+    ServerAnswer,
+    apply_changes,
+    check_name,
+    in_zone,
+)
 from switchyard.errors import FatalError, TransientError
 
 
@@ -50,12 +59,14 @@ class InMemoryDnsProvider:
             updated = apply_changes(tuple(self._records.values()), changes)
             self._records = {record.key: record for record in updated}
 
-    def answer(self, name: str) -> tuple[str, ...]:
+    def answer(self, name: str) -> Answer:
         owner = self._owner(name)
         with self._lock:
             self._check_reachable()
             record = self._records.get((owner, "A"))
-        return () if record is None else record.answered
+        # No server to ask: the twin names itself as the one that answered.
+        answered = () if record is None else record.answered
+        return Answer((ServerAnswer(f"{self.name} (in memory)", answered),))
 
     def _owner(self, name: str) -> str:
         owner = check_name(name)

@@ -40,8 +40,10 @@ import httpx
 
 from switchyard.adapters.dns_rfc2136 import Endpoint, query_a
 from switchyard.domain.dns import (
+    Answer,
     Change,
     RecordSet,
+    ServerAnswer,
     check_before,
     check_name,
     in_zone,
@@ -153,12 +155,12 @@ class PowerDnsApiProvider:
             subject = "; ".join(change.describe() for change in changes)
             self._call("PATCH", self._zone_path(), f"updating {subject}", {"rrsets": rrsets})
 
-    def answer(self, name: str) -> tuple[str, ...]:
+    def answer(self, name: str) -> Answer:
         owner = self._owner(name)
         server, port = self._dns_address()
         endpoint = Endpoint(self.name, server, port, self._timeout)
         values, _ = query_a(endpoint, owner, tsig=None, transport="udp")
-        return values
+        return Answer((ServerAnswer(endpoint.address, values),))
 
     def close(self) -> None:
         """Release the HTTP connection pool."""

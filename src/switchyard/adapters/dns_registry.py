@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TypeVar
 
+from switchyard.domain.dns import parse_server
 from switchyard.domain.secrets import Secret
 from switchyard.errors import ConfigError, NotFoundError
+from switchyard.ports.clock import Clock
 from switchyard.ports.dns import DnsProvider
 from switchyard.ports.secrets import SecretStore
 from switchyard.topology import PowerDnsProvider, Rfc2136Provider, Route53Provider
@@ -22,12 +24,19 @@ Spec = TypeVar("Spec", Rfc2136Provider, PowerDnsProvider, Route53Provider)
 _SOURCE = "topology"
 
 
-def build_dns_provider(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProvider:
-    """The adapter for ``spec``, serving ``zone`` (fully qualified), with its secrets read."""
-    return _BUILDERS[spec.kind](spec, zone, secrets)
+def build_dns_provider(
+    spec: DnsProviderSpec, zone: str, secrets: SecretStore, *, clock: Clock | None = None
+) -> DnsProvider:
+    """The adapter for ``spec``, serving ``zone`` (fully qualified), with its secrets read.
+
+    ``clock`` paces the adapters that wait (Route 53 polling for INSYNC); default: the system's.
+    """
+    return _BUILDERS[spec.kind](spec, zone, secrets, clock)
 
 
-def _rfc2136(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProvider:
+def _rfc2136(
+    spec: DnsProviderSpec, zone: str, secrets: SecretStore, clock: Clock | None
+) -> DnsProvider:
     from switchyard.adapters.dns_rfc2136 import Rfc2136DnsProvider, TsigKey
 
     rfc = _expect(spec, Rfc2136Provider)
@@ -40,7 +49,9 @@ def _rfc2136(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProvi
     return Rfc2136DnsProvider(zone, rfc.server, port=rfc.port, tsig=key)
 
 
-def _powerdns(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProvider:
+def _powerdns(
+    spec: DnsProviderSpec, zone: str, secrets: SecretStore, clock: Clock | None
+) -> DnsProvider:
     from switchyard.adapters.dns_powerdns import PowerDnsApiProvider
 
     pdns = _expect(spec, PowerDnsProvider)
@@ -49,7 +60,9 @@ def _powerdns(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProv
     return PowerDnsApiProvider(zone, str(pdns.api_url), api_key=api_key)
 
 
-def _route53(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProvider:
+def _route53(
+    spec: DnsProviderSpec, zone: str, secrets: SecretStore, clock: Clock | None
+) -> DnsProvider:
     from switchyard.adapters.dns_route53 import AwsCredentials, Route53DnsProvider
 
     r53 = _expect(spec, Route53Provider)
@@ -60,17 +73,24 @@ def _route53(spec: DnsProviderSpec, zone: str, secrets: SecretStore) -> DnsProvi
             secrets, r53.credentials_secret, field, "access_key_id", "secret_access_key"
         )
         credentials = AwsCredentials(access_key_id=key_id, secret_access_key=secret_key)
+    servers = None
+    if r53.name_servers is not None:
+        servers = [parse_server(server) for server in r53.name_servers]  # checked at load
     return Route53DnsProvider(
         zone,
         r53.hosted_zone_id,
         credentials=credentials,
         endpoint_url=str(r53.endpoint_url) if r53.endpoint_url is not None else None,
         region=r53.aws_region,
+        name_servers=servers,
+        clock=clock,
+        change_wait_seconds=r53.change_wait_seconds,
     )
 
 
-_BUILDERS: Mapping[str, Callable[[DnsProviderSpec, str, SecretStore], DnsProvider]] = (
-    MappingProxyType({"rfc2136": _rfc2136, "powerdns": _powerdns, "route53": _route53})
+_Builder = Callable[[DnsProviderSpec, str, SecretStore, Clock | None], DnsProvider]
+_BUILDERS: Mapping[str, _Builder] = MappingProxyType(
+    {"rfc2136": _rfc2136, "powerdns": _powerdns, "route53": _route53}
 )
 
 

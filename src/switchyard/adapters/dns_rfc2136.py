@@ -39,7 +39,15 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-from switchyard.domain.dns import Change, RecordSet, check_name, in_zone, sort_addresses
+from switchyard.domain.dns import (
+    Answer,
+    Change,
+    RecordSet,
+    ServerAnswer,
+    check_name,
+    in_zone,
+    sort_addresses,
+)
 from switchyard.domain.secrets import Secret
 from switchyard.errors import ConflictError, FatalError, SwitchyardError, TransientError
 
@@ -156,9 +164,10 @@ class Rfc2136DnsProvider:
             )
         raise refusal(self._endpoint(), rcode, f"updating {subject}")
 
-    def answer(self, name: str) -> tuple[str, ...]:
-        values, _ = query_a(self._endpoint(), self._owner(name), tsig=None, transport="udp")
-        return values
+    def answer(self, name: str) -> Answer:
+        endpoint = self._endpoint()
+        values, _ = query_a(endpoint, self._owner(name), tsig=None, transport="udp")
+        return Answer((ServerAnswer(endpoint.address, values),))
 
     def _endpoint(self) -> Endpoint:
         return Endpoint(self.name, self._server, self._port, self._timeout)
@@ -189,8 +198,14 @@ class Endpoint:
     timeout: float
 
     @property
+    def address(self) -> str:
+        """``host:port`` (``[v6]:port`` for an IPv6 address)."""
+        host = f"[{self.server}]" if ":" in self.server else self.server
+        return f"{host}:{self.port}"
+
+    @property
     def where(self) -> str:
-        return f"{self.provider} {self.server}:{self.port}"
+        return f"{self.provider} {self.address}"
 
 
 def query_a(

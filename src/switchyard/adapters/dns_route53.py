@@ -29,20 +29,43 @@ Invariants:
 - Errors: unreachable endpoint, timeouts, throttling and 5xx -> ``TransientError``; refused
   or missing credentials and invalid requests -> ``FatalError``; an unknown hosted zone ->
   ``NotFoundError``; a batch Route 53 rejects because a record changed -> ``ConflictError``.
-- ``answer`` returns the stored record's positively weighted addresses: Route 53 serves no
-  DNS here, and moto does not implement TestDNSAnswer.
+- Propagation: Route 53 stores a batch at once but serves it from its name servers only
+  when the change is ``INSYNC``. ``apply`` polls ``GetChange`` on the injected clock until
+  then, for at most ``change_wait_seconds`` (short, so a saga step stays inside its lease),
+  and remembers each name's last change; ``answer`` reports that change's status again
+  (one ``GetChange``, until ``INSYNC``), so a change still ``PENDING`` is never verified.
+  A change made by another process is unknown here; its name servers' answers remain.
+- ``answer`` never reads the API's stored record (that would verify by construction): it
+  asks every authoritative name server over DNS, without recursion, for an authoritative
+  answer. Which servers: ``name_servers`` (``(host, port)``; tests point them at a local
+  server) or, by default, the hosted zone's delegation set from ``GetHostedZone`` on port
+  53, read once. Host names are resolved by the system resolver at each ask. An unresolvable
+  or unreachable server is ``TransientError``; a reply without the AA flag ``FatalError``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from switchyard.domain.dns import Change, RecordSet, check_before, check_name, in_zone
+from switchyard.adapters.dns_rfc2136 import Endpoint, query_a
+from switchyard.domain.dns import (
+    Answer,
+    Change,
+    ChangeStatus,
+    RecordSet,
+    ServerAnswer,
+    check_before,
+    check_name,
+    in_zone,
+)
 from switchyard.domain.secrets import Secret
 from switchyard.errors import (
     ConflictError,
@@ -50,10 +73,14 @@ from switchyard.errors import (
     NotFoundError,
     TransientError,
 )
+from switchyard.ports.clock import Clock
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+DEFAULT_CHANGE_WAIT_SECONDS = 3.0
+DEFAULT_POLL_SECONDS = 1.0  # GetChange is rate-limited (5 requests/s per account)
+IN_SYNC = "INSYNC"
 _UNMANAGED_KEYS = (
     "AliasTarget",
     "Failover",
@@ -102,7 +129,13 @@ class Route53DnsProvider:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_attempts: int = 3,
         name: str = "route53",
+        name_servers: Sequence[tuple[str, int]] | None = None,
+        clock: Clock | None = None,
+        change_wait_seconds: float = DEFAULT_CHANGE_WAIT_SECONDS,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
     ) -> None:
+        if name_servers is not None and not name_servers:
+            raise ValueError(f"{name}: name_servers must list at least one server, or be None")
         self.zone = check_name(zone)
         self.name = name
         self._zone_id = hosted_zone_id
@@ -114,6 +147,16 @@ class Route53DnsProvider:
         self._lock = threading.Lock()  # one read-compare-submit at a time
         self._client_lock = threading.Lock()
         self._client: Any = None
+        self._servers = tuple(name_servers) if name_servers is not None else None
+        if clock is None:
+            from switchyard.adapters.clock import SystemClock
+
+            clock = SystemClock()
+        self._clock = clock
+        self._change_wait = change_wait_seconds
+        self._poll = poll_seconds
+        self._changes: dict[str, ChangeStatus] = {}  # owner -> the last change made there
+        self._changes_lock = threading.Lock()
 
     def records(self, name: str) -> tuple[RecordSet, ...]:
         current = self._read(self._owner(name))
@@ -130,17 +173,86 @@ class Route53DnsProvider:
                 check_before(change, self._read(change.name))
             batch = [step for change in changes for step in _batch(change)]
             subject = "; ".join(change.describe() for change in changes)
-            self._call(
+            submitted: dict[str, Any] = self._call(
                 f"updating {subject}",
                 lambda client: client.change_resource_record_sets(
                     HostedZoneId=self._zone_id,
                     ChangeBatch={"Comment": "switchyard", "Changes": batch},
                 ),
             )
+            status = _change_status(submitted)
+            self._remember(names, status, submitted=True)
+        self._remember(names, self._await_sync(status))
 
-    def answer(self, name: str) -> tuple[str, ...]:
-        current = self._read(self._owner(name))
-        return () if current is None else current.answered
+    def answer(self, name: str) -> Answer:
+        owner = self._owner(name)
+        change = self._refresh(owner)
+        asked = [self._ask(host, port, owner) for host, port in self._name_servers()]
+        return Answer(tuple(asked), change)
+
+    def _await_sync(self, status: ChangeStatus) -> ChangeStatus:
+        """Poll ``GetChange`` until the change is INSYNC or ``change_wait_seconds`` pass."""
+        deadline = self._clock.now() + timedelta(seconds=self._change_wait)
+        while not status.settled:
+            left = (deadline - self._clock.now()).total_seconds()
+            if left <= 0:
+                return status
+            self._clock.sleep(min(self._poll, left))
+            status = self._get_change(status.id)
+        return status
+
+    def _refresh(self, owner: str) -> ChangeStatus | None:
+        """The last change made at ``owner`` by this adapter, asked again unless settled."""
+        with self._changes_lock:
+            known = self._changes.get(owner)
+        if known is None or known.settled:
+            return known
+        status = self._get_change(known.id)
+        self._remember([owner], status)
+        return status
+
+    def _remember(
+        self, owners: Sequence[str], status: ChangeStatus, *, submitted: bool = False
+    ) -> None:
+        """Record ``status`` for ``owners``: a just-submitted change replaces whatever was
+        known there; a later status only updates the same change (never a newer one's)."""
+        with self._changes_lock:
+            for owner in owners:
+                known = self._changes.get(owner)
+                if submitted or (known is not None and known.id == status.id):
+                    self._changes[owner] = status
+
+    def _get_change(self, change_id: str) -> ChangeStatus:
+        reply: dict[str, Any] = self._call(
+            f"reading change {change_id}", lambda client: client.get_change(Id=change_id)
+        )
+        return _change_status(reply)
+
+    def _name_servers(self) -> tuple[tuple[str, int], ...]:
+        """The configured name servers, or the hosted zone's delegation set (read once)."""
+        if self._servers is None:
+            zone: dict[str, Any] = self._call(
+                "reading the delegation set",
+                lambda client: client.get_hosted_zone(Id=self._zone_id),
+            )
+            names = zone.get("DelegationSet", {}).get("NameServers", [])
+            if not names:
+                raise FatalError(
+                    f"{self._where()}: the hosted zone has no delegation set (a private "
+                    "zone?); configure name_servers to verify answers"
+                )
+            self._servers = tuple((str(ns).rstrip(".").lower(), 53) for ns in names)
+        return self._servers
+
+    def _ask(self, host: str, port: int, owner: str) -> ServerAnswer:
+        """One name server's authoritative answer for ``owner`` A."""
+        label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = _resolve(host, port, f"{self.name} name server {label}")
+        provider = self.name if address == host else f"{self.name} ({host})"
+        values, _ = query_a(
+            Endpoint(provider, address, port, self._timeout), owner, tsig=None, transport="udp"
+        )
+        return ServerAnswer(label, values)
 
     def _read(self, owner: str) -> RecordSet | None:
         found = [rr for rr in self._list(owner) if rr.get("Type") == "A"]
@@ -256,6 +368,31 @@ class Route53DnsProvider:
             f"Route53DnsProvider(zone={self.zone!r}, hosted_zone_id={self._zone_id!r}, "
             f"endpoint_url={self._endpoint_url!r})"
         )
+
+
+def _change_status(reply: dict[str, Any]) -> ChangeStatus:
+    """The ``ChangeInfo`` of a ChangeResourceRecordSets or GetChange reply."""
+    info = reply.get("ChangeInfo", {})
+    change_id = str(info.get("Id", "")).removeprefix("/change/")
+    status = str(info.get("Status", ""))
+    if not change_id or not status:
+        raise FatalError(f"route53: a reply without ChangeInfo Id and Status: {sorted(info)}")
+    return ChangeStatus(id=change_id, status=status, settled=status == IN_SYNC)
+
+
+def _resolve(host: str, port: int, what: str) -> str:
+    """``host`` if it is an address, else its first address from the system resolver."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return host
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TransientError(f"{what}: cannot resolve {host}: {exc}") from exc
+    return str(found[0][4][0])
 
 
 def _parse(owner: str, found: list[dict[str, Any]]) -> RecordSet:

@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from switchyard.domain.dns import RecordSet, check_name, plan
+from switchyard.domain.dns import (
+    Answer,
+    RecordSet,
+    Verification,
+    check_name,
+    judge_answers,
+    plan,
+)
 from switchyard.errors import ConflictError, SwitchyardError
 from switchyard.ports.dns import DnsProvider
 
@@ -87,12 +94,25 @@ def _converge(provider: DnsProvider, desired: RecordSet) -> tuple[bool, str]:
     raise AssertionError("unreachable: the second attempt returns or raises")
 
 
-def answers(providers: Sequence[DnsProvider], name: str) -> dict[str, tuple[str, ...]]:
-    """What each provider's authoritative server answers for ``name`` A, by provider name.
+def ask(providers: Sequence[DnsProvider], name: str) -> dict[str, Answer]:
+    """What each provider's authoritative servers answer for ``name`` A, by provider name.
 
     ``ValueError`` if two providers share a name (their answers would be indistinguishable).
+    Provider errors propagate by category.
     """
     names = [provider.name for provider in providers]
     if len(set(names)) != len(names):
         raise ValueError(f"provider names must be unique to tell answers apart: {names}")
     return {provider.name: provider.answer(name) for provider in providers}
+
+
+def answers(providers: Sequence[DnsProvider], name: str) -> dict[str, tuple[str, ...]]:
+    """Every address each provider's servers answer for ``name`` A, by provider name."""
+    return {provider: answer.addresses for provider, answer in ask(providers, name).items()}
+
+
+def verify_answers(providers: Sequence[DnsProvider], name: str, address: str) -> Verification:
+    """Whether every provider's authoritative servers answer exactly ``address`` for ``name``
+    with no change still propagating; the detail says, per provider, which servers were asked
+    and what each answered (see ``switchyard.domain.dns.judge_answers``)."""
+    return judge_answers(ask(providers, name), address)

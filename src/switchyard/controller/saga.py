@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from switchyard.controller.gslb import answers, route_to
+from switchyard.controller.gslb import answers, route_to, verify_answers
 from switchyard.domain.audit import JsonObject
 from switchyard.domain.dns import single
 from switchyard.domain.lease import Lease
@@ -352,14 +352,9 @@ class SagaRunner:
 
     def _dns_answers(self, record: FailoverRecord) -> StepOutcome:
         g = self._p.gslb
-        address = g.addresses[record.target]
-        seen = answers(g.providers, g.name)
-        wrong = {name: list(a) for name, a in seen.items() if tuple(a) != (address,)}
-        if wrong:
-            return StepOutcome(
-                False, f"authoritative answers not yet {address}: {wrong}", "dns_stale"
-            )
-        return StepOutcome(True, f"every authoritative server answers {address}")
+        # The detail records, per provider, which servers were asked and what each answered.
+        check = verify_answers(g.providers, g.name, g.addresses[record.target])
+        return StepOutcome(check.ok, check.reason, "ok" if check.ok else "dns_stale", check.detail)
 
     def _first_good_answer(self, record: FailoverRecord) -> StepOutcome:
         g = self._p.gslb

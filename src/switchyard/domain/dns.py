@@ -18,15 +18,22 @@ Invariants of :class:`RecordSet` (checked in ``__post_init__``, ``ValueError`` o
 
 Invariants of :class:`Change`: a create has only ``after``, a delete only ``before``, an
 update both, for the same (name, type) and with different contents.
+
+An :class:`Answer` is what a provider's authoritative servers said, server by server, with the
+provider's own status of its last change there; ``judge_answers`` decides from those alone
+whether a failover's DNS move is verified (every change settled, every server answering
+exactly the new address).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from switchyard.domain.audit import JsonValue
 from switchyard.errors import ConflictError
 
 RecordKey = tuple[str, str]
@@ -259,3 +266,134 @@ def apply_changes(current: Sequence[RecordSet], changes: Sequence[Change]) -> tu
         else:
             stored[change.key] = change.after
     return tuple(stored[key] for key in sorted(stored))
+
+
+# -- what the authoritative servers answer, and whether that verifies a change --------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAnswer:
+    """What one authoritative server answered for a name's A record, sorted; () for none.
+
+    ``server`` is ``host:port`` as asked (the in-memory twin names itself instead).
+    """
+
+    server: str
+    addresses: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", sort_addresses(self.addresses))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStatus:
+    """A provider's own word on the last change it made at a name (Route 53: GetChange).
+
+    ``settled`` is True only when the provider reports the change served by every one of its
+    authoritative servers (Route 53's ``INSYNC``).
+    """
+
+    id: str
+    status: str
+    settled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a provider's authoritative servers answered for one name, and whom it asked.
+
+    Invariants: at least one server was asked, each once. ``change`` is None when the
+    provider has no change status to report (it has none, or made no change at the name).
+    """
+
+    servers: tuple[ServerAnswer, ...]
+    change: ChangeStatus | None = None
+
+    def __post_init__(self) -> None:
+        asked = [s.server for s in self.servers]
+        if not asked:
+            raise ValueError("an answer needs at least one server asked")
+        if len(set(asked)) != len(asked):
+            raise ValueError(f"a server was asked twice: {asked}")
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address any server asked answered, sorted (their answer when they agree)."""
+        return sort_addresses(list({a for s in self.servers for a in s.addresses}))
+
+    def only(self, address: str) -> bool:
+        """Whether the change is settled (or has no status) and every server answers exactly
+        ``address``."""
+        settled = self.change is None or self.change.settled
+        return settled and all(s.addresses == (address,) for s in self.servers)
+
+    def detail(self) -> dict[str, JsonValue]:
+        """``{"asked": [...], "answers": {server: [...]}, "change": ..., "change_id": ...}``."""
+        out: dict[str, JsonValue] = {
+            "asked": [s.server for s in self.servers],
+            "answers": {s.server: list(s.addresses) for s in self.servers},
+        }
+        if self.change is not None:
+            out["change"] = self.change.status
+            out["change_id"] = self.change.id
+        return out
+
+    def describe(self) -> str:
+        """``127.0.0.1:53 answers 127.0.2.1; change C1 PENDING`` for reasons."""
+        parts = [f"{s.server} answers {', '.join(s.addresses) or 'nothing'}" for s in self.servers]
+        if self.change is not None:
+            parts.append(f"change {self.change.id} {self.change.status}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Whether every provider's authoritative servers answer one address, and the evidence."""
+
+    ok: bool
+    reason: str
+    detail: dict[str, JsonValue]
+
+
+def judge_answers(answers: Mapping[str, Answer], address: str) -> Verification:
+    """Verified only if every provider's change is settled and each server it asked answers
+    exactly ``address``; the detail says, per provider, whom it asked and what they said."""
+    detail: dict[str, JsonValue] = {name: answer.detail() for name, answer in answers.items()}
+    if not answers:
+        return Verification(False, "no DNS provider to ask", detail)
+    wrong = [f"{name}: {a.describe()}" for name, a in answers.items() if not a.only(address)]
+    if wrong:
+        return Verification(
+            False, f"authoritative answers not yet {address}: {' | '.join(wrong)}", detail
+        )
+    asked = "; ".join(f"{name} asked {a.describe()}" for name, a in answers.items())
+    return Verification(True, f"every authoritative server answers {address} ({asked})", detail)
+
+
+def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
+    """``(host, port)`` from ``host``, ``host:port`` or ``[v6]:port``; ``ValueError`` if not."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"name server {text!r} is not [address]:port")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"name server {text!r} has no valid IPv6 address") from None
+    else:
+        host, colon, rest = text.partition(":")
+        if not _HOST.fullmatch(host):
+            raise ValueError(f"name server {text!r} is not host or host:port")
+        rest = colon + rest
+    if not rest:
+        return host.lower(), default_port
+    digits = rest[1:]
+    if not digits.isdigit() or not 1 <= int(digits) <= 65535:
+        raise ValueError(f"name server {text!r} has no valid port (1..65535)")
+    return host.lower(), int(digits)
+
+
+# A host name or IPv4 address: dot-separated labels of letters, digits and inner hyphens.
+_HOST = re.compile(
+    r"(?=.{1,254}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)

@@ -2,7 +2,8 @@
 
 A provider only translates; ``switchyard.domain.dns.plan`` decides what to change. Every
 adapter keeps these invariants (the suite in ``tests/contract/test_dns_provider.py`` checks
-the in-memory twin, Knot over RFC 2136, PowerDNS and Route 53 on moto):
+the in-memory twin, Knot over RFC 2136, PowerDNS, and Route 53 on moto for the API with a
+real DNS server standing in for its name servers):
 
 - ``records(name)`` returns the A record sets stored at owner ``name`` (at most one) as the
   authority holds them now, () when there are none. It is read from the server itself (an
@@ -26,13 +27,19 @@ the in-memory twin, Knot over RFC 2136, PowerDNS and Route 53 on moto):
     adapter also compares first (a clear error, and the only check on moto, which does not
     compare DELETEs with what is stored).
 
-- After ``apply`` returns, ``records`` reflects it at once, and so does ``answer`` for
-  rfc2136 and powerdns (the very next query).
-- ``answer(name)`` returns the addresses the provider's authoritative server hands out for
-  ``name`` A right now, sorted; () when it has none. For an unweighted set that is exactly
-  its values; for a weighted set a non-empty subset of the positively weighted values
-  (PowerDNS picks one per query; the twin and Route 53 return all of them). Route 53 serves
-  no DNS here and moto has no TestDNSAnswer, so its ``answer`` reads the stored records.
+- After ``apply`` returns, ``records`` reflects it at once, and so does ``answer`` for rfc2136
+  and powerdns (the very next query). Route 53 stores a change at once but serves it only
+  when the change is ``INSYNC``: its ``apply`` polls ``GetChange`` on the injected clock for
+  a bounded time, and its ``answer`` reports the status (PENDING or INSYNC) beside what the
+  name servers said, so verification can refuse a change still propagating.
+- ``answer(name)`` asks the provider's authoritative server(s) over DNS, without recursion,
+  for ``name`` A now and returns an :class:`~switchyard.domain.dns.Answer`: per server asked
+  (``host:port``) the addresses it answered, sorted, () when it has none. For an unweighted
+  set that is exactly its values; for a weighted set a non-empty subset of the positively
+  weighted values (PowerDNS picks one per query; the twin returns all of them). rfc2136 and
+  powerdns ask their one DNS server; route53 asks every configured name server (default: the
+  hosted zone's delegation set, port 53), never the API: the API's stored record proves
+  nothing about what resolvers are told. The twin, which has no server, names itself.
 - Weighted sets are accepted only when ``supports_weights``; otherwise ``apply`` raises
   ``FatalError`` before any I/O.
 - Names outside the provider's zone are a caller bug: ``ValueError``.
@@ -47,7 +54,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from switchyard.domain.dns import Change, RecordSet
+from switchyard.domain.dns import Answer, Change, RecordSet
 
 
 class DnsProvider(Protocol):
@@ -71,6 +78,6 @@ class DnsProvider(Protocol):
         """Apply ``changes`` all or nothing if every ``before`` is current, else ConflictError."""
         ...
 
-    def answer(self, name: str) -> tuple[str, ...]:
-        """The addresses the authoritative server answers for ``name`` A now, sorted."""
+    def answer(self, name: str) -> Answer:
+        """What the authoritative server(s) answer for ``name`` A now, server by server."""
         ...
