@@ -1,10 +1,16 @@
 """The failover loop for real: three controller processes (one per vantage point), both
-regions' runtimes, the API, PostgreSQL, Knot, PowerDNS and OpenBao, in a private harness.
+regions' runtimes and CDC processes, the API, PostgreSQL, Kafka, Knot, PowerDNS, OpenBao and
+both regions' S3 buckets, in a private harness.
 
-In order (the module is one story): a planned switchover whose DNS step fails until Knot
-returns, with the leading controller killed -9 mid-saga and another one resuming it; then an
-armed drill while region-b's runtime is killed, failed over automatically, with RTO in the
-report; then intents the API must refuse.
+The gates are fed with real data: every region serves a published snapshot generation, the
+CDC sinks report their lag, and the topology blocks a failover on a gate it cannot read
+(``unknown_gates: block``), so the automatic failover below happens only because the lag and
+snapshot figures let it.
+
+In order (the module is one story): the gates read figures; a planned switchover whose DNS
+step fails until Knot returns, with the leading controller killed -9 mid-saga and another one
+resuming it; then an armed drill while region-b's runtime is killed, failed over
+automatically, with RTO in the report; then intents the API must refuse.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ import requests
 from support.harness import private_harness
 from switchyard.devenv.dns import record_answer
 from switchyard.devenv.harness import Harness
-from switchyard.devenv.stacks import FAILOVER_SERVERS, start_failover_stack
+from switchyard.devenv.stacks import GATED_FAILOVER_SERVERS, start_failover_stack
+from switchyard.topology import load_topology
 
 
 @pytest.fixture(scope="module")
 def h() -> Iterator[Harness]:
-    with private_harness("failover-e2e", FAILOVER_SERVERS) as harness:
-        start_failover_stack(harness)
+    with private_harness("failover-e2e", GATED_FAILOVER_SERVERS) as harness:
+        start_failover_stack(harness, gates=True)
         yield harness
 
 
@@ -59,6 +66,28 @@ def kill9(h: Harness, name: str) -> None:
 def regions(h: Harness) -> dict[str, tuple[str, int]]:
     items = api(h, "GET", "/v1/regions").json()["items"]
     return {r["name"]: (r["role"], r["epoch"]) for r in items}
+
+
+def gate_figures(h: Harness, standby: str) -> tuple[float | None, int | None]:
+    """What the failover gates read for ``standby``: CDC lag and snapshot generations behind."""
+    body = api(h, "GET", "/v1/replication").json()
+    pair = next(p for p in body["items"] if p["active"] and p["target"] == standby)
+    lag = pair["gate_lag_seconds"]
+    behind = next(s["generations_behind"] for s in body["snapshots"] if s["region"] == standby)
+    return lag, behind
+
+
+def gates_fed(h: Harness, standby: str) -> bool:
+    lag, behind = gate_figures(h, standby)
+    return lag is not None and lag < 30 and behind == 0
+
+
+def test_the_gates_read_real_figures_and_the_topology_blocks_unknown_ones(h: Harness) -> None:
+    assert load_topology(h.api.topology_path).failover.unknown_gates == "block"
+    wait_for("region-b's lag and snapshot figures", lambda: gates_fed(h, "region-b"))
+    body = api(h, "GET", "/v1/replication").json()
+    served = {s["region"]: s["active_generation"] for s in body["snapshots"]}
+    assert served["region-a"] == served["region-b"] is not None
 
 
 def test_controllers_agree_the_primary_is_healthy(h: Harness) -> None:
@@ -147,6 +176,8 @@ def test_killing_the_primary_runtime_fails_over_with_rto_in_the_drill_report(h: 
     )
     assert armed.status_code == 202, armed.text
     drill_id = armed.json()["drill_id"]
+    # Only lag and snapshot figures the gates can read let region-a be promoted.
+    wait_for("region-a's lag and snapshot figures", lambda: gates_fed(h, "region-a"))
     killed_at = time.monotonic()
     kill9(h, h.runtimes["region-b"].name)
 

@@ -14,15 +14,23 @@ from switchyard.db.region_state import RegionState
 from switchyard.devenv.harness import Harness
 from switchyard.devenv.layout import DevLayout, DevPorts
 from switchyard.domain.region import Region
+from switchyard.errors import FatalError
 from switchyard.observability.logging import Redactor
 from switchyard.settings import load_settings
 
 # The servers the failover loop needs (no S3 or Prometheus); the broker carries CDC, which a
 # planned switchover waits for.
 FAILOVER_SERVERS = ("pg-control", "pg-region-a", "pg-region-b", "kafka", "knot", "pdns", "vault")
+# The same with each region's bucket, so the snapshot gate reads real generations.
+GATED_FAILOVER_SERVERS = (*FAILOVER_SERVERS, "s3-region-a", "s3-region-b")
 
 # What the failover tests and benchmark use: 1 s probes, no cooldown, a short leader lease.
 FAST_FAILOVER = {"cooldown_seconds": 0, "lease_ttl_seconds": 4, "step_timeout_seconds": 2}
+# The lag and snapshot gates must read a figure: an unknown one blocks an automatic failover.
+GATES_MUST_KNOW = {"unknown_gates": "block"}
+
+# Restoring runs the golden questions against the staged index.
+RESTORE_TIMEOUT_SECONDS = 300.0
 
 
 def prepare_stores(h: Harness) -> tuple[list[Region], list[RegionState]]:
@@ -44,19 +52,71 @@ def prepare_stores(h: Harness) -> tuple[list[Region], list[RegionState]]:
     return added, states
 
 
-def start_failover_stack(h: Harness) -> None:
+def start_failover_stack(h: Harness, *, gates: bool = False) -> None:
     """The API, both runtimes, the CDC processes and the three controllers on the running
     servers, probing at 1 s (see ``FAST_FAILOVER``); the topology is written and the stores
-    migrated first."""
+    migrated first.
+
+    ``gates``: the servers include both buckets (``GATED_FAILOVER_SERVERS``); every region
+    serves a published snapshot generation before the controllers start, and a gate whose
+    figure is unknown blocks (``GATES_MUST_KNOW``), so an automatic failover happens only on
+    the lag the CDC processes report and the generations the buckets hold."""
     from switchyard.devenv.topology_file import write_topology
 
+    failover = {**FAST_FAILOVER, **(GATES_MUST_KNOW if gates else {})}
     write_topology(
-        h, h.api.topology_path, interval_seconds=1.0, timeout_seconds=0.5, failover=FAST_FAILOVER
+        h, h.api.topology_path, interval_seconds=1.0, timeout_seconds=0.5, failover=failover
     )
     prepare_stores(h)
     h.up(["api", *(r.name for r in h.runtimes.values())])
     h.up([c.name for c in h.cdc.values()])
+    if gates:
+        publish_snapshots(h, "region-a")
     h.up([c.name for c in h.controllers.values()])
+
+
+def publish_snapshots(h: Harness, source: str) -> int:
+    """Publish ``source``'s index to its bucket, copy it to every other bucket, and have every
+    region's runtime restore it (golden-question gate included), so each serves the newest
+    generation. Returns the generation."""
+    from datetime import UTC, datetime
+
+    import requests
+
+    from switchyard.adapters.objects_s3 import S3ObjectStore
+    from switchyard.dialog.store import IndexStore
+    from switchyard.domain.secrets import Secret
+    from switchyard.snapshots.publish import publish
+    from switchyard.snapshots.replicate import replicate
+
+    buckets = {
+        region: S3ObjectStore(
+            s3.endpoint_url,
+            s3.bucket,
+            access_key_id=h.creds.s3_access_key,
+            secret_access_key=Secret(h.creds.s3_secret_key),
+        )
+        for region, s3 in h.s3.items()
+    }
+    index = IndexStore(h.runtimes[source].data_dir / source / "index")
+    published = publish(index, buckets[source], region=source, now=lambda: datetime.now(UTC))
+    for region, bucket in buckets.items():
+        if region != source:
+            replicate(buckets[source], bucket, generation=published.generation)
+    operator = {"Authorization": f"Bearer {h.creds.api_tokens['operator']}"}
+    for region, runtime in h.runtimes.items():
+        restored = requests.post(
+            f"{runtime.url}/v1/index/restore",
+            json={"generation": published.generation},
+            headers=operator,
+            timeout=RESTORE_TIMEOUT_SECONDS,
+        )
+        if restored.status_code != 200:
+            raise FatalError(
+                f"{region} could not restore generation {published.generation}: "
+                f"{restored.status_code} {restored.text[:300]}"
+            )
+    return published.generation
 
 
 @contextmanager
