@@ -167,7 +167,7 @@ def test_targets_that_cannot_be_promoted_are_refused(
     control: ControlRig, target: str, role: RegionRole, code: str
 ) -> None:
     if role is FENCED:
-        control.store.set_region(B, role=FENCED, epoch=0, token=1, actor="t", reason="fenced")
+        control.store.set_region(B, role=FENCED, epoch=1, token=1, actor="t", reason="fenced")
 
     with pytest.raises(ConflictError) as refused:
         control.store.submit_intent(failover_request(target=target))
@@ -402,6 +402,16 @@ def test_set_region_never_lowers_an_epoch(control: ControlRig) -> None:
 
     assert roles(control.store) == [(A, PRIMARY, 1), (B, STANDBY, 0)]
     assert control.events() == []
+
+
+def test_set_region_never_records_two_roles_at_one_epoch(control: ControlRig) -> None:
+    control.store.set_region(A, role=STANDBY, epoch=2, token=1, actor="ctl", reason="fence")
+
+    with pytest.raises(FencingError, match="never two roles at one epoch"):
+        control.store.set_region(A, role=PRIMARY, epoch=2, token=1, actor="ctl", reason="undo")
+
+    assert roles(control.store) == [(A, STANDBY, 2), (B, STANDBY, 0)]
+    assert [e.reason for e in control.events()] == ["fence"]
 
 
 def test_set_region_keeps_one_primary(control: ControlRig) -> None:

@@ -37,7 +37,7 @@ def client(
 
 def _set_role(engine: Engine, role: RegionRole, epoch: int) -> None:
     with unit_of_work(engine) as session:
-        set_region_state(session=session, region="region-a", role=role, epoch=epoch)
+        set_region_state(session=session, region="region-a", role=role, epoch=epoch, token=1)
 
 
 def test_chat_answers_with_citations_into_the_documents(client: TestClient) -> None:
@@ -88,7 +88,7 @@ def test_a_standby_refuses_writes_with_503_and_retry_after(
     client: TestClient, region_store: Engine
 ) -> None:
     sid = client.post("/v1/chat", json={"message": VACATION}).json()["session_id"]
-    _set_role(region_store, RegionRole.STANDBY, 1)
+    _set_role(region_store, RegionRole.STANDBY, 2)  # a switchover demoted it
 
     r = client.post("/v1/chat", json={"session_id": sid, "message": VACATION})
 
@@ -328,7 +328,7 @@ def test_bad_documents_are_refused_naming_the_problem(
 def test_a_standby_refuses_documents_and_keeps_its_index(
     client: TestClient, region_store: Engine
 ) -> None:
-    _set_role(region_store, RegionRole.STANDBY, 1)
+    _set_role(region_store, RegionRole.STANDBY, 2)
     doc = {"doc_id": "x.md", "media_type": "text/markdown", "content": "# X\n\nSomething new."}
 
     r = client.post("/v1/documents", json=doc, headers=auth("operator"))

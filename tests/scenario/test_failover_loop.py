@@ -222,7 +222,17 @@ def test_planned_drill_that_cannot_catch_up_rolls_back(world: World) -> None:
     world.run(2)
     record = world.store.failover(s.failover_id)
     assert record.state is FailoverState.ABORTED
-    assert world.roles() == {"region-a": ("primary", 2), "region-b": ("standby", 0)}
+    # Fenced to standby at epoch 2, so restored at a fresh epoch: never two roles at one.
+    assert world.roles() == {"region-a": ("primary", 3), "region-b": ("standby", 0)}
+    assert [st.name for st in record.steps if st.status is StepStatus.FAILED] == [
+        Step.WAIT_REPLICATION
+    ]
+    restore = record.step(Step.RESTORE_SOURCE)
+    assert restore is not None
+    assert restore.status is StepStatus.SUCCEEDED
+    promote = record.step(Step.PROMOTE_TARGET)
+    assert promote is not None
+    assert promote.status is StepStatus.PENDING
     assert world.databases.states["region-a"].role.value == "primary"
     assert world.answer() == (ADDRESSES["region-a"],)
 
@@ -339,7 +349,7 @@ def test_a_planned_switchover_waits_until_the_target_applied_up_to_the_fence() -
     assert wait is not None
     assert wait.detail is not None
     assert (wait.detail["fence_lsn"], wait.detail["applied_lsn"]) == (5_000, 4_000)
-    assert world.roles()["region-a"] == ("primary", 2)
+    assert world.roles()["region-a"] == ("primary", 3)
 
     world.replication.lags[("region-a", "region-b")] = replace(behind, applied_lsn=5_000)
     s = world.store.submit_intent(
@@ -347,4 +357,4 @@ def test_a_planned_switchover_waits_until_the_target_applied_up_to_the_fence() -
     )
     world.run(2)
     assert world.store.failover(s.failover_id).state is FailoverState.SUCCEEDED
-    assert world.roles()["region-b"] == ("primary", 3)
+    assert world.roles()["region-b"] == ("primary", 4)  # above the rollback's epoch 3

@@ -32,7 +32,8 @@ VANTAGES = ("region-a", "region-b", "witness")
 
 
 class ScriptedProbe:
-    """A probe whose result is whatever the world says about its vantage and region."""
+    """A probe whose result is whatever the world says about its vantage and region; when
+    it answers, it reports the role and epoch the region's database records."""
 
     def __init__(self, world: World, vantage: str, target: str, kind: ProbeKind) -> None:
         self._world = world
@@ -45,7 +46,12 @@ class ScriptedProbe:
             return ProbeResult(
                 self.target, self.kind, False, timeout_seconds * 1000, "timeout", "no answer"
             )
-        return ProbeResult(self.target, self.kind, True, 1.0, "ok", "ok")
+        # As the runtime answers: with the role and epoch its own database records.
+        state = self._world.databases.states.get(self.target)
+        if state is None or self.target in self._world.databases.down:
+            return ProbeResult(self.target, self.kind, True, 1.0, "ok", "ok")
+        role, epoch = state.role.value, state.epoch
+        return ProbeResult(self.target, self.kind, True, 1.0, "ok", "ok", role, epoch)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from switchyard.domain.failover import (
     check_target,
 )
 from switchyard.domain.health import Observation
-from switchyard.domain.region import Region, RegionRole
+from switchyard.domain.region import Region, RegionRole, state_change_refusal
 from switchyard.domain.saga import (
     FINISHED,
     DrillRecord,
@@ -375,10 +375,11 @@ class InMemoryControlStore:
     ) -> Region:
         with self._leader(token):
             before = self._region_locked(name)
-            if epoch < before.epoch:
-                raise FencingError(
-                    f"region {name}: epoch {epoch} is older than the recorded {before.epoch}"
-                )
+            why = state_change_refusal(
+                name, before=(before.role, before.epoch), after=(role, epoch)
+            )
+            if why is not None:
+                raise FencingError(why)
             if role is RegionRole.PRIMARY and any(
                 r.role is RegionRole.PRIMARY and r.name != name for r in self._regions.values()
             ):

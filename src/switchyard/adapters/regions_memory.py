@@ -1,7 +1,10 @@
 """In-memory twins of RegionDatabases and RegionChecks for scenario tests.
 
 ``down`` holds the regions whose database is unreachable; ``writes`` the acknowledged writes of
-each region (ids with their time); ``broken`` the regions whose runtime fails its checks.
+each region (ids with their time); ``broken`` the regions whose runtime fails its checks;
+``history`` every region's state after each change (for checkers). ``set_state`` applies the
+same rules as the real region database (``domain.region.state_change_refusal``: fencing
+token, epoch, one role per epoch); tests/contract/test_region_databases.py runs both.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from datetime import datetime
 
 from switchyard.db.region_state import RegionState
 from switchyard.domain.probe import ProbeKind, ProbeResult
-from switchyard.domain.region import RegionRole
+from switchyard.domain.region import RegionRole, state_change_refusal
 from switchyard.errors import FencingError, TransientError
 from switchyard.ports.regions import ReplicationGap
 
@@ -24,9 +27,16 @@ class InMemoryRegionDatabases:
         self.states: dict[str, RegionState] = {}
         self.down: set[str] = set()
         self.writes: dict[str, dict[str, datetime]] = {}
+        # Every region's state after each change, oldest first: what a safety checker reads.
+        self.history: list[dict[str, RegionState]] = []
+        # Called (outside the lock) after each change: a test's fault injection point.
+        self.on_set: Callable[[RegionState], None] | None = None
 
     def seed(self, region: str, role: RegionRole, epoch: int) -> None:
+        """Record a state as ``switchyard migrate`` or an operator would: no leader, token 0,
+        no rules checked (a test may seed a state the rules would refuse)."""
         self.states[region] = RegionState(region, role, epoch, self._clock())
+        self.history.append(dict(self.states))
 
     def _reach(self, region: str) -> None:
         if region in self.down:
@@ -37,17 +47,29 @@ class InMemoryRegionDatabases:
             self._reach(region)
             return self.states.get(region)
 
-    def set_state(self, region: str, role: RegionRole, epoch: int) -> RegionState:
+    def set_state(self, region: str, role: RegionRole, epoch: int, *, token: int) -> RegionState:
         with self._lock:
             self._reach(region)
             current = self.states.get(region)
-            if current is not None and epoch < current.epoch:
-                raise FencingError(
-                    f"region {region}: epoch {epoch} is older than the recorded {current.epoch}"
+            if current is not None:
+                why = state_change_refusal(
+                    region,
+                    before=(current.role, current.epoch),
+                    after=(role, epoch),
+                    before_token=current.fencing_token,
+                    token=token,
                 )
-            state = RegionState(region, role, epoch, self._clock())
+                if why is not None:
+                    raise FencingError(why)
+                if (current.role, current.epoch, current.fencing_token) == (role, epoch, token):
+                    return current
+            state = RegionState(region, role, epoch, self._clock(), token)
             self.states[region] = state
-            return state
+            self.history.append(dict(self.states))
+            on_set = self.on_set
+        if on_set is not None:
+            on_set(state)
+        return state
 
     def unreplicated(self, source: str, target: str) -> ReplicationGap:
         with self._lock:

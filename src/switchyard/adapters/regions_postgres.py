@@ -32,9 +32,11 @@ class PostgresRegionDatabases:
         with unit_of_work(self._engine(region)) as session:
             return read_region_state(session=session, region=region)
 
-    def set_state(self, region: str, role: RegionRole, epoch: int) -> RegionState:
+    def set_state(self, region: str, role: RegionRole, epoch: int, *, token: int) -> RegionState:
         with unit_of_work(self._engine(region)) as session:
-            return set_region_state(session=session, region=region, role=role, epoch=epoch)
+            return set_region_state(
+                session=session, region=region, role=role, epoch=epoch, token=token
+            )
 
     def unreplicated(self, source: str, target: str) -> ReplicationGap:
         # Turns are keyed by (session, seq) in every region; a turn replicated by CDC keeps its

@@ -216,20 +216,8 @@ class Controller:
             case RejectIntent():
                 p.store.reject_intent(action, holder=p.vantage, token=token)
                 return None
-            case ReassertFence(region=region, epoch=epoch):
-                try:
-                    p.regions.set_state(region, RegionRole.FENCED, epoch)
-                except (TransientError, FencingError) as exc:
-                    log_event(_log, "controller.refence_failed", region=region, reason=str(exc))
-                    return None
-                p.store.audit(
-                    actor=p.vantage,
-                    action="region.refence",
-                    region=region,
-                    reason=f"{region}'s database still said primary; fenced at epoch {epoch}",
-                    code="fence_reasserted",
-                    after={"role": "fenced", "epoch": epoch},
-                )
+            case ReassertFence():
+                self._refence(action, token)
                 return None
             case StartFailover():
                 record = p.store.start_failover(
@@ -242,13 +230,50 @@ class Controller:
             case ResumeFailover(failover_id=failover_id):
                 record = p.store.failover(failover_id)
         record = p.saga.advance(record, lease)
-        if record.state is FailoverState.RUNNING and record.next_step() is None:
+        if (
+            record.state is FailoverState.RUNNING
+            and record.next_step() is None
+            and not record.rolling_back
+        ):
             record = self._finish(record, token)
         if record.state is not FailoverState.RUNNING and p.metrics is not None:
             p.metrics.failovers.labels(
                 trigger=record.trigger.value, result=record.state.value
             ).inc()
         return record if record.state is not FailoverState.RUNNING else None
+
+    def _refence(self, fence: ReassertFence, token: int) -> None:
+        """Write ``fence`` to the region's database (and first to the control store when its
+        epoch is new). An unreachable or refusing region database is logged and retried by
+        the next decision; a lost lease or an unreachable store stops the cycle."""
+        p = self._p
+        region, role, epoch = fence.region, fence.role, fence.epoch
+        if fence.record:
+            p.store.set_region(
+                region,
+                role=role,
+                epoch=epoch,
+                token=token,
+                actor=p.vantage,
+                reason=f"{region}'s database claimed primary at epoch {epoch - 1}, "
+                "a term the control plane never gave it",
+            )
+        try:
+            now = p.regions.state(region)
+            if now is not None and (now.role, now.epoch) == (role, epoch):
+                return  # already there (the observation that asked for it was older)
+            p.regions.set_state(region, role, epoch, token=token)
+        except (TransientError, FencingError) as exc:
+            log_event(_log, "controller.refence_failed", region=region, reason=str(exc))
+            return
+        p.store.audit(
+            actor=p.vantage,
+            action="region.refence",
+            region=region,
+            reason=f"{region}'s database said primary; {role.value} at epoch {epoch}",
+            code="fence_reasserted",
+            after={"role": role.value, "epoch": epoch},
+        )
 
     def _finish(self, record: FailoverRecord, token: int) -> FailoverRecord:
         p = self._p

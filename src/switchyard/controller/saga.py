@@ -26,6 +26,7 @@ from switchyard.domain.saga import (
     StepOutcome,
     StepStatus,
     aborts_on_failure,
+    rolls_back_on_failure,
 )
 from switchyard.errors import FencingError, SwitchyardError, TransientError
 from switchyard.observability.logging import log_event
@@ -124,8 +125,8 @@ class SagaRunner:
                 seconds=round(seconds, 4),
             )
             if not outcome.ok:
-                if step.name is Step.WAIT_REPLICATION:
-                    self._unfence(record, token)
+                if rolls_back_on_failure(step.name):
+                    continue  # stored as failed: from now on the next step is the rollback
                 if aborts_on_failure(step.name):
                     return p.store.finish_failover(
                         record.id,
@@ -135,7 +136,35 @@ class SagaRunner:
                         token=token,
                     )
                 return record  # resumable: the next cycle retries this step
+            if step.name is Step.WAIT_REPLICATION:
+                record = self._skip_rollback(record, token)
+        if record.rolling_back:
+            return self._rolled_back(record, token)
         return record
+
+    def _skip_rollback(self, record: FailoverRecord, token: int) -> FailoverRecord:
+        restore = record.step(Step.RESTORE_SOURCE)
+        if restore is None or restore.status is not StepStatus.PENDING:
+            return record
+        return self._p.store.update_step(
+            record.id,
+            restore.seq,
+            status=StepStatus.SKIPPED,
+            reason="replication caught up: nothing to roll back",
+            at=self._p.clock.now(),
+            token=token,
+        )
+
+    def _rolled_back(self, record: FailoverRecord, token: int) -> FailoverRecord:
+        wait = record.step(Step.WAIT_REPLICATION)
+        return self._p.store.finish_failover(
+            record.id,
+            state=FailoverState.ABORTED,
+            reason=f"{Step.WAIT_REPLICATION.value} failed: {wait.reason if wait else '?'}; "
+            f"rolled back: {record.source} is primary again at epoch {record.rollback_epoch}",
+            at=self._p.clock.now(),
+            token=token,
+        )
 
     # -- steps ---------------------------------------------------------------------------
     def _run(self, step: Step, record: FailoverRecord, token: int) -> StepOutcome:
@@ -151,6 +180,8 @@ class SagaRunner:
                     return self._fence(record, token)
                 case Step.WAIT_REPLICATION:
                     return self._wait_replication(record, deadline)
+                case Step.RESTORE_SOURCE:
+                    return self._restore_source(record, token)
                 case Step.PROMOTE_TARGET:
                     return self._promote(record, token)
                 case Step.UPDATE_DNS:
@@ -188,7 +219,9 @@ class SagaRunner:
         state = self._p.regions.state(record.target)
         if not ready.ok:
             return StepOutcome(False, ready.reason, ready.code)
-        if state is None or state.role is RegionRole.PRIMARY:
+        # Only a standby: a fenced region (or one whose database claims primary) may hold
+        # writes the others never saw.
+        if state is None or state.role is not RegionRole.STANDBY:
             role = state.role.value if state else "unrecorded"
             return StepOutcome(False, f"{record.target}'s database says {role}", "target_state")
         return StepOutcome(
@@ -221,7 +254,7 @@ class SagaRunner:
         }
         notes = [f"{record.source} recorded {role.value} at epoch {record.epoch}"]
         try:
-            p.regions.set_state(record.source, role, record.epoch)
+            p.regions.set_state(record.source, role, record.epoch, token=token)
             detail["database_fenced"] = True
             notes.append("its database refuses writes")
         except TransientError as exc:
@@ -306,22 +339,35 @@ class SagaRunner:
             True, f"{record.target} holds every write of {record.source}", detail=detail
         )
 
-    def _unfence(self, record: FailoverRecord, token: int) -> None:
-        """Undo a planned switchover's fence: the source is primary again, at the new epoch."""
+    def _restore_source(self, record: FailoverRecord, token: int) -> StepOutcome:
+        """Roll back a switchover whose wait failed: the source is primary again.
+
+        At ``record.rollback_epoch``, never the failover's own epoch (the fence recorded the
+        source standby there). The target was never promoted: ``promote_target`` comes after
+        ``wait_replication``, which failed. The database first, so the region takes writes
+        again, then the control record; both writes are idempotent, so a resumed rollback
+        (crash, lost lease, control store blip between them) repeats them safely.
+        """
         p = self._p
-        p.regions.set_state(record.source, RegionRole.PRIMARY, record.epoch)
+        epoch = record.rollback_epoch
+        p.regions.set_state(record.source, RegionRole.PRIMARY, epoch, token=token)
         p.store.set_region(
             record.source,
             role=RegionRole.PRIMARY,
-            epoch=record.epoch,
+            epoch=epoch,
             token=token,
             actor=record.actor,
             reason=f"switchover {record.id} rolled back: replication did not catch up",
         )
+        return StepOutcome(
+            True,
+            f"{record.source} is primary again at epoch {epoch}; {record.target} never promoted",
+            detail={"role": RegionRole.PRIMARY.value, "epoch": epoch},
+        )
 
     def _promote(self, record: FailoverRecord, token: int) -> StepOutcome:
         p = self._p
-        p.regions.set_state(record.target, RegionRole.PRIMARY, record.epoch)
+        p.regions.set_state(record.target, RegionRole.PRIMARY, record.epoch, token=token)
         p.store.set_region(
             record.target,
             role=RegionRole.PRIMARY,
@@ -377,6 +423,8 @@ def _would(step: Step, record: FailoverRecord, gslb: Gslb) -> str:
     return {
         Step.FENCE_SOURCE: f"would record {record.source} {role} at epoch {record.epoch}",
         Step.WAIT_REPLICATION: f"would wait until {record.target} holds every write",
+        Step.RESTORE_SOURCE: f"would restore {record.source} at epoch {record.rollback_epoch}"
+        " if the wait failed",
         Step.PROMOTE_TARGET: f"would promote {record.target} at epoch {record.epoch}",
         Step.UPDATE_DNS: f"would point {gslb.name} at {gslb.addresses.get(record.target)}",
         Step.VERIFY_DNS: "would check the authoritative answers",

@@ -33,7 +33,7 @@ from switchyard.db.tables import (
 )
 from switchyard.domain.audit import JsonObject, freeze_object, thaw_json
 from switchyard.domain.failover import DrillKind, StartFailover, Trigger
-from switchyard.domain.region import Region, RegionRole
+from switchyard.domain.region import Region, RegionRole, state_change_refusal
 from switchyard.domain.saga import FailoverRecord, FailoverState, Step, StepRecord, StepStatus
 from switchyard.errors import ConflictError, FencingError, NotFoundError
 
@@ -49,10 +49,11 @@ def set_region(
     ).one_or_none()
     if before is None:
         raise NotFoundError(f"region {name!r} is not recorded in the control plane")
-    if epoch < before.epoch:
-        raise FencingError(
-            f"region {name}: epoch {epoch} is older than the recorded {before.epoch}"
-        )
+    why = state_change_refusal(
+        name, before=(RegionRole(before.role), int(before.epoch)), after=(role, epoch)
+    )
+    if why is not None:
+        raise FencingError(why)
     other_primary = select(regions.c.name).where(
         regions.c.role == RegionRole.PRIMARY.value, regions.c.name != name
     )

@@ -4,6 +4,8 @@
   writes it when it promotes or fences; the runtime reads it *inside* every write transaction
   (``FOR SHARE``), so a fence (an ``UPDATE`` of the row) waits for writes in flight and every
   later write sees the new role. It is never replicated: each region keeps its own.
+  ``fencing_token`` is the lease token of the leader that last wrote it: the region's own
+  database refuses a write from an older leader (``db/region_state.py``).
 - ``dialog_sessions`` / ``dialog_turns``: conversations. Every row carries the epoch and
   region that wrote it, so after a failover the new primary can tell rows it inherited.
 - ``documents``: documents added through the API (the bytes, so an index can be rebuilt).
@@ -49,8 +51,10 @@ region_state = Table(
     Column("role", Text, nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("fencing_token", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(one_of("role", REGION_ROLES), name="role"),
     CheckConstraint("epoch >= 0", name="epoch_non_negative"),
+    CheckConstraint("fencing_token >= 0", name="fencing_token_non_negative"),
 )
 
 dialog_sessions = Table(

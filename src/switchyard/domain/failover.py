@@ -13,11 +13,16 @@ Invariants (unit and property tests hold ``decide`` to them):
 - A gate whose figure is unknown blocks or passes as the policy says, and the reason says so.
 - Intents (manual failover, drills) are taken oldest first, one per decision; an intent that
   cannot run is rejected with a code, never left hanging.
+- The only region that may say primary is the one the control plane records primary, at its
+  recorded epoch: every other region whose own database claims primary gets a
+  ``ReassertFence`` (see ``_reassert_fences``), and a region fenced anew in a decision is
+  never that decision's target. The running failover's source and target are left to its
+  saga, whose steps write exactly those states.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
@@ -174,10 +179,14 @@ class RejectIntent:
 
 @dataclass(frozen=True, slots=True)
 class ReassertFence:
-    """The region's own database still says primary at an older epoch: write the fence."""
+    """The region's own database claims primary though the control plane records it in
+    another role: write ``role`` at ``epoch`` there. ``record``: the epoch is new (above
+    the database's claim), so the control store records it first, then the database."""
 
     region: str
     epoch: int
+    role: RegionRole = RegionRole.FENCED
+    record: bool = False
 
 
 Action = StartFailover | ResumeFailover | RejectIntent | ReassertFence
@@ -198,6 +207,7 @@ class Decision:
 def decide(view: View, policy: Policy) -> Decision:
     """The next state and actions for ``view`` under ``policy``; see the module invariants."""
     fences = _reassert_fences(view)
+    view = _as_fenced(view, {f.region for f in fences if f.record})
     if view.running is not None:
         r = view.running
         rejections = tuple(
@@ -220,14 +230,43 @@ def decide(view: View, policy: Policy) -> Decision:
     return _watch_primary(view, policy, fences)
 
 
-def _reassert_fences(view: View) -> tuple[Action, ...]:
-    return tuple(
-        ReassertFence(r.name, r.epoch)
-        for r in view.regions
-        if r.role is RegionRole.FENCED
-        and r.observed_role == RegionRole.PRIMARY.value
-        and (r.observed_epoch is None or r.observed_epoch < r.epoch)
+def _reassert_fences(view: View) -> tuple[ReassertFence, ...]:
+    """A fence for every region not recorded primary whose own database claims primary.
+
+    - Claimed at an epoch older than the recorded one (or an unknown one): the recorded role
+      never reached its database (unreachable at the fence), or the observation predates
+      it. Write the recorded role at the recorded epoch (a no-op if it is there already).
+    - Claimed at the recorded epoch or a newer one: no leader gave it that term as the
+      control plane knows it (e.g. a rollback whose control record was lost). It may hold
+      writes nobody else saw: fence it at an epoch above its claim, recorded in the store.
+
+    The running failover's source and target are its saga's to write (a promotion or a
+    rollback writes the database before the store), except that a recorded fence is
+    re-asserted on its source: that is what the saga's fence step writes anyway.
+    """
+    busy = () if view.running is None else (view.running.source, view.running.target)
+    fences = []
+    for r in view.regions:
+        if r.role is RegionRole.PRIMARY or r.observed_role != RegionRole.PRIMARY.value:
+            continue
+        if r.observed_epoch is None or r.observed_epoch < r.epoch:
+            if r.name not in busy or r.role is RegionRole.FENCED:
+                fences.append(ReassertFence(r.name, r.epoch, r.role))
+        elif r.name not in busy:
+            fences.append(
+                ReassertFence(r.name, r.observed_epoch + 1, RegionRole.FENCED, record=True)
+            )
+    return tuple(fences)
+
+
+def _as_fenced(view: View, names: set[str]) -> View:
+    """``view`` with ``names`` fenced, as they will be once this decision's fences ran."""
+    if not names:
+        return view
+    regions = tuple(
+        replace(r, role=RegionRole.FENCED) if r.name in names else r for r in view.regions
     )
+    return replace(view, regions=regions)
 
 
 def _take_intent(view: View, intent: Intent, fences: tuple[Action, ...]) -> Decision:

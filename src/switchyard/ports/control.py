@@ -137,7 +137,10 @@ class ControlStore(Protocol):
     def set_region(
         self, name: str, *, role: RegionRole, epoch: int, token: int, actor: str, reason: str
     ) -> Region:
-        """Record the region's role at ``epoch`` with an audit event (before/after)."""
+        """Record the region's role at ``epoch`` with an audit event (before/after).
+
+        Refuses (FencingError) an older epoch or another role at the recorded epoch
+        (``domain.region.state_change_refusal``); the same role and epoch is a no-op."""
         ...
 
     def finish_failover(

@@ -25,15 +25,19 @@ class ReplicationGap:
 
 
 class RegionDatabases(Protocol):
-    """Each region's own ``region_state`` row, written by the saga.
+    """Each region's own ``region_state`` row, written by the saga and the loop.
 
-    - ``set_state`` never lowers the epoch (``FencingError``) and is idempotent.
+    - ``set_state`` is written by the leader holding fencing ``token`` and refuses
+      (``FencingError``) an older token than the one that wrote the row, an older epoch, or
+      another role at the recorded epoch; rewriting what is recorded is a no-op.
     - An unreachable database raises ``TransientError``.
     """
 
     def state(self, region: str) -> RegionState | None: ...
 
-    def set_state(self, region: str, role: RegionRole, epoch: int) -> RegionState: ...
+    def set_state(
+        self, region: str, role: RegionRole, epoch: int, *, token: int
+    ) -> RegionState: ...
 
     def unreplicated(self, source: str, target: str) -> ReplicationGap:
         """Dialog turns stored in ``source`` and missing from ``target``."""
