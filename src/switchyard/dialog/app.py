@@ -43,7 +43,7 @@ from switchyard.dialog.schemas import (
     TurnOut,
 )
 from switchyard.dialog.sessions import citation_json
-from switchyard.dialog.store import IndexMismatchError
+from switchyard.dialog.store import IndexMismatchError, ManifestError, UnsafePathError
 from switchyard.observability.metrics import ApiMetrics
 from switchyard.ports.objects import ChecksumMismatch
 from switchyard.snapshots.layout import SnapshotError
@@ -175,7 +175,10 @@ async def restore_index(body: RestoreIn, request: Request, _: Operator) -> Resto
     """Restore a snapshot generation from the region's bucket: verify every file, run the
     golden questions, then swap the live index. A refusal leaves the live index as it was:
     409 ``snapshot_gate_failed`` (the detail says which scores missed), 422 for a manifest from
-    another model or chunker (``index_mismatch``) or damaged files (``checksum_mismatch``)."""
+    another model or chunker (``index_mismatch``) or damaged files (``checksum_mismatch``), and
+    for a malformed or hostile manifest (``manifest_invalid``, or ``index_path_unsafe`` for one
+    leading outside the index store) with ``field`` naming it (``manifest.index.segments[0].id``);
+    nothing is written then."""
     restorer: Restorer | None = request.app.state.restorer
     if restorer is None:
         raise ApiError(409, "snapshots_not_configured", "this runtime has no snapshot bucket")
@@ -183,6 +186,8 @@ async def restore_index(body: RestoreIn, request: Request, _: Operator) -> Resto
         staged = await run_in_threadpool(restorer, body.generation)
     except GateFailedError as exc:
         raise ApiError(409, exc.code, str(exc)) from None
+    except (ManifestError, UnsafePathError) as exc:  # a hostile manifest: its field named
+        raise ApiError(422, exc.code, str(exc), field=exc.field) from None
     except (IndexMismatchError, ChecksumMismatch, SnapshotError) as exc:
         raise ApiError(422, exc.code, str(exc)) from None
     _runtime(request).observe_index()

@@ -17,7 +17,9 @@ A segment is written into a temporary folder and renamed into place; a manifest 
 ``current`` is replaced by an atomic rename, so a crash leaves either the old or the new
 generation live and never a half-written one. Segments are shared: saving a generation writes
 only the segments the store does not have. Loading verifies every file against the manifest.
-The manifest format is also the body of a snapshot (``switchyard.snapshots``).
+The manifest format is also the body of a snapshot (``switchyard.snapshots``), so manifests are
+parsed as hostile input (``manifest.py``), and every path the store touches is checked to stay
+inside it, symbolic links included (``IndexStore.inside``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from switchyard.dialog.index import IndexInfo, SearchIndex
+from switchyard.dialog.index import SearchIndex
+from switchyard.dialog.manifest import (
+    MAX_MANIFEST_BYTES,
+    SEGMENT_FILES,
+    FileEntry,
+    IndexManifest,
+    IndexMismatchError,
+    ManifestError,
+    SegmentEntry,
+    UnsafePathError,
+    parse_json,
+    path_problem,
+    segment_path,
+)
 from switchyard.dialog.model import Chunk
 from switchyard.dialog.segments import (
     HNSW_EF_SEARCH,
@@ -44,108 +59,30 @@ from switchyard.dialog.segments import (
     term_vocabulary_bytes,
     vocabulary_from_bytes,
 )
-from switchyard.errors import FatalError
 
-FORMAT_VERSION = 2
-SEGMENT_FILES = ("documents.json", "chunks.jsonl", "vectors.npy", "hnsw.faiss", "terms.npz")
+__all__ = [
+    "SEGMENT_FILES",
+    "FileEntry",
+    "IndexManifest",
+    "IndexMismatchError",
+    "IndexStore",
+    "ManifestError",
+    "SegmentEntry",
+    "UnsafePathError",
+    "file_digest",
+    "segment_path",
+]
 
-
-class IndexMismatchError(FatalError):
-    """The index on disk was built by another model or chunker, or its files are damaged."""
-
-    code = "index_mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    path: str  # relative to the store root: segments/<id>/<name>
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentEntry:
-    id: str
-    deleted: tuple[str, ...]  # document ids, sorted
-    files: tuple[FileEntry, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class IndexManifest:
-    info: IndexInfo
-    segments: tuple[SegmentEntry, ...]
-
-    @property
-    def files(self) -> tuple[FileEntry, ...]:
-        return tuple(f for s in self.segments for f in s.files)
-
-    @property
-    def content_digest(self) -> str:
-        """Identity of what the index holds (not when it was built): equal digests, equal
-        search results."""
-        body = {
-            "model_id": self.info.model_id,
-            "chunker_version": self.info.chunker_version,
-            "segments": [[s.id, list(s.deleted)] for s in self.segments],
-        }
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            **asdict(self.info),
-            "segments": [
-                {"id": s.id, "deleted": list(s.deleted), "files": [asdict(f) for f in s.files]}
-                for s in self.segments
-            ],
-        }
-
-    @staticmethod
-    def from_json(raw: Any, where: str) -> IndexManifest:
-        """Parse a manifest; IndexMismatchError names ``where`` and what is wrong."""
-        try:
-            if raw.get("format") != FORMAT_VERSION:
-                raise IndexMismatchError(
-                    f"{where}: manifest format {raw.get('format')!r}, expected {FORMAT_VERSION}"
-                )
-            info = IndexInfo(**{k: raw[k] for k in IndexInfo.__dataclass_fields__})
-            segments = tuple(
-                SegmentEntry(
-                    str(s["id"]),
-                    tuple(sorted(str(d) for d in s["deleted"])),
-                    tuple(
-                        FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"]))
-                        for f in s["files"]
-                    ),
-                )
-                for s in raw["segments"]
-            )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise IndexMismatchError(f"{where}: not a valid index manifest ({exc})") from None
-        for s in segments:
-            if sorted(f.path for f in s.files) != sorted(
-                segment_path(s.id, n) for n in SEGMENT_FILES
-            ):
-                raise IndexMismatchError(f"{where}: segment {s.id[:12]} does not list its files")
-        return IndexManifest(info, segments)
-
-    def check_compatible(self, *, model_id: str, chunker_version: str) -> None:
-        if self.info.model_id != model_id:
-            raise IndexMismatchError(
-                f"index built with {self.info.model_id!r}, this runtime uses {model_id!r}"
-            )
-        if self.info.chunker_version != chunker_version:
-            raise IndexMismatchError(
-                f"index chunked by {self.info.chunker_version!r}, "
-                f"this runtime uses {chunker_version!r}"
-            )
-
-
-def segment_path(segment_id: str, name: str) -> str:
-    return f"segments/{segment_id}/{name}"
+# A generation's manifest file: generations/<generation, 8+ digits>-<digest prefix>.json
+MANIFEST_NAME = re.compile(r"[0-9]{8,10}-[0-9a-f]{12}\.json")
 
 
 class IndexStore:
+    """An index on disk (see the module's docstring). Every path it touches is checked by
+    ``inside``: under the root, reached without a symbolic link, so neither a manifest's names
+    nor a link planted in ``staging/``, ``segments/`` or ``generations/`` can make it read,
+    write or delete anything elsewhere (``UnsafePathError``)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.segments = root / "segments"
@@ -155,11 +92,31 @@ class IndexStore:
     def __repr__(self) -> str:
         return f"IndexStore({self.root})"
 
+    def inside(self, relative: str) -> Path:
+        """``root/relative``, refused unless ``relative`` is a plain relative path and the
+        result resolves to exactly that place (no symbolic link on the way)."""
+        problem = path_problem(relative)
+        if problem is not None:
+            raise UnsafePathError(f"{self.root}: a path in the index store {problem}")
+        path = self.root / relative
+        if path.resolve() != self.root.resolve() / relative:
+            raise UnsafePathError(
+                f"{self.root}: {relative} leads outside the index store (a symbolic link on "
+                "the way); refused"
+            )
+        return path
+
     def current_path(self) -> Path | None:
         """The live generation's manifest, None when nothing was saved yet."""
         if not self.current_link.is_symlink():
             return None
-        return self.current_link.resolve()
+        target = str(self.current_link.readlink())
+        name = target.removeprefix("generations/")
+        if target != f"generations/{name}" or not MANIFEST_NAME.fullmatch(name):
+            raise UnsafePathError(
+                f"{self.current_link} does not point at a manifest in generations/; refused"
+            )
+        return self.inside(target)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -176,25 +133,30 @@ class IndexStore:
 
     def save_manifest(self, manifest: IndexManifest) -> Path:
         """Write ``manifest`` as a generation (not yet current); its segments must be present."""
-        self.generations.mkdir(parents=True, exist_ok=True)
+        self.inside("generations").mkdir(parents=True, exist_ok=True)
         name = f"{manifest.info.generation:08d}-{manifest.content_digest[:12]}.json"
-        path = self.generations / name
+        path = self.inside(f"generations/{name}")
         _write_atomically(path, json.dumps(manifest.to_json(), indent=1, sort_keys=True).encode())
         return path
 
     def make_current(self, manifest_path: Path) -> None:
-        tmp = self.root / f".current.tmp-{os.getpid()}"
+        relative = self._manifest_name(manifest_path)
+        tmp = self.inside(f".current.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)
-        tmp.symlink_to(manifest_path.relative_to(self.root))
+        tmp.symlink_to(relative)
         tmp.replace(self.current_link)
 
     def has_segment(self, segment_id: str) -> bool:
-        return (self.segments / segment_id).is_dir()
+        return self.inside(f"segments/{segment_id}").is_dir()
+
+    def staging_folder(self, name: str) -> Path:
+        """Where ``staging`` puts ``name``'s files, checked (nothing is created)."""
+        return self.inside(f"staging/{name}")
 
     def staging(self, name: str) -> Path:
         """An empty folder under the store for files on their way in (same file system, so
         adopting them is a rename)."""
-        folder = self.root / "staging" / name
+        folder = self.staging_folder(name)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         return folder
@@ -202,22 +164,24 @@ class IndexStore:
     def adopt_segment(self, entry: SegmentEntry, folder: Path) -> None:
         """Move a segment's files from ``folder`` (named by file name) into the store after
         verifying each against ``entry``; IndexMismatchError names the damaged files."""
-        damaged = _damaged(folder, {f.path.rsplit("/", 1)[1]: f for f in entry.files})
+        if folder != self.staging_folder(entry.id):
+            raise UnsafePathError(f"{folder} is not segment {entry.id[:12]}'s staging folder")
+        damaged = _damaged(folder, {f.name: f for f in entry.files})
         if damaged:
             raise IndexMismatchError(
                 f"segment {entry.id[:12]}: files do not match the manifest: {', '.join(damaged)}"
             )
-        self.segments.mkdir(parents=True, exist_ok=True)
+        self.inside("segments").mkdir(parents=True, exist_ok=True)
         if not self.has_segment(entry.id):
-            folder.rename(self.segments / entry.id)
+            folder.rename(self.inside(f"segments/{entry.id}"))
 
     def _write_segment(self, segment: Segment) -> tuple[FileEntry, ...]:
-        final = self.segments / segment.id
+        final = self.inside(f"segments/{segment.id}")
         if not final.is_dir():
             import faiss
 
-            self.segments.mkdir(parents=True, exist_ok=True)
-            tmp = self.segments / f".{segment.id}.tmp-{os.getpid()}"
+            self.inside("segments").mkdir(parents=True, exist_ok=True)
+            tmp = self.inside(f"segments/.{segment.id}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             (tmp / "documents.json").write_text(
@@ -245,14 +209,22 @@ class IndexStore:
     # -- reading --------------------------------------------------------------------------------
 
     def read_manifest(self, path: Path | None = None) -> IndexManifest:
-        folder = path or self.current_path()
-        if folder is None:
+        """A generation's manifest (the current one by default), parsed as untrusted input:
+        ``ManifestError`` names the file and the field."""
+        chosen = path or self.current_path()
+        if chosen is None:
             raise FileNotFoundError(f"no index saved under {self.root}")
+        file = self.inside(self._manifest_name(chosen))
         try:
-            raw = json.loads(folder.read_text())
-        except (OSError, ValueError) as exc:
-            raise IndexMismatchError(f"{folder.name}: unreadable manifest ({exc})") from None
-        return IndexManifest.from_json(raw, folder.name)
+            with file.open("rb") as f:
+                data = f.read(MAX_MANIFEST_BYTES + 1)
+        except OSError as exc:
+            raise IndexMismatchError(f"{file.name}: unreadable manifest ({exc})") from None
+        return IndexManifest.from_json(parse_json(data, file.name, "manifest"), file.name)
+
+    def file(self, entry: FileEntry) -> Path:
+        """Where a manifest's file lives in the store, checked."""
+        return self.inside(entry.path)
 
     def load(
         self,
@@ -266,11 +238,13 @@ class IndexStore:
         files of every segment but those ``verified`` already (just adopted, say)."""
         manifest = self.read_manifest(path)
         manifest.check_compatible(model_id=model_id, chunker_version=chunker_version)
+        folders = {s.id: self.inside(f"segments/{s.id}") for s in manifest.segments}
+        files = {f.path: self.file(f) for f in manifest.files}  # every path checked
         to_check = [f for s in manifest.segments if s.id not in verified for f in s.files]
-        damaged = _damaged(self.root, {f.path: f for f in to_check})
+        damaged = [f.path for f in to_check if not _matches(files[f.path], f)]
         if damaged:
             raise IndexMismatchError(f"index files do not match the manifest: {', '.join(damaged)}")
-        segments = [self._read_segment(self.segments / s.id, s.id) for s in manifest.segments]
+        segments = [self._read_segment(folders[s.id], s.id) for s in manifest.segments]
         deleted = {s.id: frozenset(s.deleted) for s in manifest.segments}
         return SearchIndex(manifest.info, segments, deleted)
 
@@ -295,30 +269,51 @@ class IndexStore:
             )
         return Segment(segment_id, documents, chunks, vectors, hnsw, terms)
 
+    def _manifest_name(self, path: Path) -> str:
+        """``generations/<name>`` for a manifest path of this store; UnsafePathError if
+        ``path`` is anything else."""
+        if path.parent != self.generations or not MANIFEST_NAME.fullmatch(path.name):
+            raise UnsafePathError(f"{path} is not a manifest in {self.generations}")
+        return f"generations/{path.name}"
+
     # -- retention ------------------------------------------------------------------------------
 
     def manifests(self) -> Iterator[Path]:
-        """Every generation's manifest, oldest first."""
-        if self.generations.is_dir():
-            yield from sorted(self.generations.glob("*.json"))
+        """Every generation's manifest, oldest first (links and stray files are not ones)."""
+        folder = self.inside("generations")
+        if folder.is_dir():
+            yield from sorted(
+                p
+                for p in folder.iterdir()
+                if MANIFEST_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file()
+            )
 
     def prune(self, keep: int, *, also_keep: Sequence[Path] = ()) -> list[str]:
         """Delete all but the newest ``keep`` manifests (never the current one nor
-        ``also_keep``), then every segment no remaining manifest lists; returns what went."""
+        ``also_keep``), then every segment no remaining manifest lists; returns what went.
+        Symbolic links are never followed nor removed: whoever planted one must see it."""
         current = self.current_path()
         manifests = list(self.manifests())
-        protected = {p.resolve() for p in also_keep} | ({current} if current else set())
+        protected = {p.resolve() for p in also_keep} | ({current.resolve()} if current else set())
         removed = []
         for path in manifests[: max(0, len(manifests) - keep)]:
             if path.resolve() not in protected:
                 path.unlink()
                 removed.append(path.name)
         used = {s.id for p in self.manifests() for s in self.read_manifest(p).segments}
-        for folder in sorted(self.segments.iterdir()) if self.segments.is_dir() else []:
-            if folder.is_dir() and folder.name not in used and not folder.name.startswith("."):
+        segments = self.inside("segments")
+        for folder in sorted(segments.iterdir()) if segments.is_dir() else []:
+            if (
+                not folder.is_symlink()
+                and folder.is_dir()
+                and folder.name not in used
+                and not folder.name.startswith(".")
+            ):
                 shutil.rmtree(folder)
                 removed.append(f"segments/{folder.name}")
-        shutil.rmtree(self.root / "staging", ignore_errors=True)
+        staging = self.root / "staging"
+        if not staging.is_symlink():
+            shutil.rmtree(staging, ignore_errors=True)
         return removed
 
 
@@ -336,14 +331,14 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _matches(path: Path, meta: FileEntry) -> bool:
+    return (
+        not path.is_symlink()
+        and path.is_file()
+        and path.stat().st_size == meta.size
+        and file_digest(path) == meta.sha256
+    )
+
+
 def _damaged(folder: Path, files: Mapping[str, FileEntry]) -> list[str]:
-    damaged = []
-    for name, meta in files.items():
-        path = folder / name
-        if (
-            not path.is_file()
-            or path.stat().st_size != meta.size
-            or file_digest(path) != meta.sha256
-        ):
-            damaged.append(name)
-    return damaged
+    return [name for name, meta in files.items() if not _matches(folder / name, meta)]

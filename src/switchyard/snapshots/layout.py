@@ -1,15 +1,33 @@
-"""Snapshot values and where they live in a bucket; parsed strictly where they are read."""
+"""Snapshot values and where they live in a bucket; parsed strictly where they are read.
+
+Everything read from a bucket is hostile until parsed: a manifest, the ``latest`` pointer and
+a region's active marker go through ``dialog.manifest``'s reader (strict patterns for
+generations, digests, region names and times; no unknown fields), and a refusal is a
+``ManifestError`` naming the object and the field (``manifest.index.segments[0].id``).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from switchyard.dialog.store import FileEntry, IndexManifest, IndexMismatchError
+from switchyard.dialog.manifest import (
+    HEX64,
+    INDEX_KEYS,
+    MAX_GENERATION,
+    REGION_NAME,
+    Fields,
+    FileEntry,
+    IndexManifest,
+    ManifestError,
+    parse_index_manifest,
+    parse_json,
+)
 from switchyard.errors import FatalError, NotFoundError
 from switchyard.ports.objects import ObjectNotFound, ObjectStore
 
@@ -17,6 +35,20 @@ SNAPSHOT_FORMAT = 1
 LATEST = "latest"
 # Files transferred side by side (each large one also moves its parts in parallel).
 FILE_CONCURRENCY = 4
+_GENERATION_KEY = re.compile(r"generations/([0-9]{10})\.json")
+_MANIFEST_KEYS = (
+    "format",
+    "generation",
+    "source_region",
+    "created_at",
+    "model_id",
+    "chunker_version",
+    "documents",
+    "chunks",
+    "index",
+)
+# Repeated beside the index for people reading the bucket; they must agree with it.
+_REPEATED = ("model_id", "chunker_version", "documents", "chunks")
 
 T = TypeVar("T")
 
@@ -34,6 +66,8 @@ class SnapshotNotFoundError(NotFoundError):
 
 
 def blob_key(sha256: str) -> str:
+    if not HEX64.fullmatch(sha256):  # a parsed manifest never gets here with one
+        raise ValueError("a blob key needs a sha256 digest (64 lowercase hex digits)")
     return f"blobs/sha256/{sha256}"
 
 
@@ -76,21 +110,20 @@ class SnapshotManifest:
 
     @staticmethod
     def parse(data: bytes, where: str) -> SnapshotManifest:
-        raw = _json(data, where)
-        try:
-            if raw["format"] != SNAPSHOT_FORMAT:
-                raise SnapshotError(f"{where}: snapshot format {raw['format']!r} unknown")
-            index = IndexManifest.from_json(raw["index"], where)
-            return SnapshotManifest(
-                int(raw["generation"]),
-                str(raw["source_region"]),
-                datetime.fromisoformat(str(raw["created_at"])),
-                index,
-            )
-        except IndexMismatchError as exc:
-            raise SnapshotError(str(exc)) from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SnapshotError(f"{where}: not a valid snapshot manifest ({exc})") from None
+        """The manifest in ``data`` (from ``where``); ``ManifestError`` names the field."""
+        m = Fields(parse_json(data, where, "manifest"), where, "manifest", _MANIFEST_KEYS)
+        version = m.integer("format", low=0, high=MAX_GENERATION)
+        if version != SNAPSHOT_FORMAT:
+            raise m.refuse("format", f"snapshot format {version} unknown")
+        generation = m.integer("generation", low=1, high=MAX_GENERATION)
+        source_region = m.text("source_region", REGION_NAME, "a region name")
+        created_at = m.timestamp("created_at")
+        index = parse_index_manifest(m.object("index", INDEX_KEYS))
+        for name in _REPEATED:
+            repeated, indexed = m.value(name), getattr(index.info, name)
+            if type(repeated) is not type(indexed) or repeated != indexed:
+                raise m.refuse(name, f"differs from manifest.index.{name}")
+        return SnapshotManifest(generation, source_region, created_at, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +149,17 @@ class Pointer:
 
     @staticmethod
     def parse(data: bytes, where: str) -> Pointer:
-        raw = _json(data, where)
-        try:
-            return Pointer(
-                int(raw["generation"]),
-                str(raw["content_digest"]),
-                str(raw["source_region"]),
-                datetime.fromisoformat(str(raw["updated_at"])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SnapshotError(f"{where}: not a valid pointer ({exc})") from None
+        keys = ("generation", "manifest", "content_digest", "source_region", "updated_at")
+        p = Fields(parse_json(data, where, "latest"), where, "latest", keys)
+        generation = p.integer("generation", low=1, high=MAX_GENERATION)
+        if p.value("manifest") != manifest_key(generation):
+            raise p.refuse("manifest", "must be the key of the generation's manifest")
+        return Pointer(
+            generation,
+            p.text("content_digest", HEX64, "a sha256 digest (64 lowercase hex digits)"),
+            p.text("source_region", REGION_NAME, "a region name"),
+            p.timestamp("updated_at"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +184,14 @@ class ActiveMarker:
 
     @staticmethod
     def parse(data: bytes, where: str) -> ActiveMarker:
-        raw = _json(data, where)
-        try:
-            return ActiveMarker(
-                str(raw["region"]),
-                int(raw["generation"]),
-                datetime.fromisoformat(str(raw["created_at"])),
-                datetime.fromisoformat(str(raw["activated_at"])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SnapshotError(f"{where}: not a valid active marker ({exc})") from None
+        keys = ("region", "generation", "created_at", "activated_at")
+        a = Fields(parse_json(data, where, "active"), where, "active", keys)
+        return ActiveMarker(
+            a.text("region", REGION_NAME, "a region name"),
+            a.integer("generation", low=1, high=MAX_GENERATION),
+            a.timestamp("created_at"),
+            a.timestamp("activated_at"),
+        )
 
 
 def read_pointer(store: ObjectStore) -> tuple[Pointer | None, str | None]:
@@ -179,9 +211,10 @@ def read_manifest(store: ObjectStore, generation: int) -> SnapshotManifest:
         raise SnapshotNotFoundError(
             f"{store.describe()} has no snapshot generation {generation}"
         ) from None
-    manifest = SnapshotManifest.parse(blob.data, f"{store.describe()}/{key}")
+    where = f"{store.describe()}/{key}"
+    manifest = SnapshotManifest.parse(blob.data, where)
     if manifest.generation != generation:
-        raise SnapshotError(f"{key} says it is generation {manifest.generation}")
+        raise ManifestError(where, "manifest.generation", f"is not {generation}, its key's")
     return manifest
 
 
@@ -190,16 +223,19 @@ def read_active(store: ObjectStore, region: str) -> ActiveMarker | None:
         blob = store.get(active_key(region))
     except ObjectNotFound:
         return None
-    return ActiveMarker.parse(blob.data, f"{store.describe()}/{active_key(region)}")
+    where = f"{store.describe()}/{active_key(region)}"
+    marker = ActiveMarker.parse(blob.data, where)
+    if marker.region != region:
+        raise ManifestError(where, "active.region", f"is not {region}, its key's")
+    return marker
 
 
 def generations(store: ObjectStore) -> list[int]:
     """Every snapshot generation the bucket holds a manifest for, ascending."""
     found = []
     for info in store.list("generations/"):
-        stem = info.key.removeprefix("generations/").removesuffix(".json")
-        if stem.isdigit():
-            found.append(int(stem))
+        if matched := _GENERATION_KEY.fullmatch(info.key):
+            found.append(int(matched[1]))
     return sorted(found)
 
 
@@ -221,16 +257,6 @@ def in_parallel(work: Callable[[T], None], items: Sequence[T], name: str) -> Non
     with ThreadPoolExecutor(FILE_CONCURRENCY, thread_name_prefix=name) as pool:
         for future in [pool.submit(work, item) for item in items]:
             future.result()
-
-
-def _json(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        raw = json.loads(data)
-    except ValueError:
-        raise SnapshotError(f"{where}: not JSON") from None
-    if not isinstance(raw, dict):
-        raise SnapshotError(f"{where}: not a JSON object")
-    return raw
 
 
 def _rfc3339(moment: datetime) -> str:

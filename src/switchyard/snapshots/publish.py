@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from switchyard.dialog.store import FileEntry, IndexStore
 from switchyard.errors import ConflictError
@@ -54,7 +53,7 @@ def publish(
 ) -> PublishResult:
     """Publish the store's current generation; returns what was written."""
     index = index_store.read_manifest()
-    uploaded, uploaded_bytes = upload_missing(objects, index_store.root, index.files, progress)
+    uploaded, uploaded_bytes = upload_missing(objects, index_store, index.files, progress)
     floor = 0
     for attempt in range(1, MAX_ATTEMPTS + 1):
         latest, etag = read_pointer(objects)
@@ -87,14 +86,19 @@ def publish(
 
 
 def upload_missing(
-    objects: ObjectStore, root: Path, files: Sequence[FileEntry], progress: Progress | None
+    objects: ObjectStore,
+    index_store: IndexStore,
+    files: Sequence[FileEntry],
+    progress: Progress | None,
 ) -> tuple[int, int]:
-    """Upload each file of ``files`` (paths under ``root``) that the bucket lacks; returns
-    (files uploaded, bytes uploaded). Files are deduplicated by digest."""
+    """Upload each file of ``files`` (in ``index_store``) that the bucket lacks; returns
+    (files uploaded, bytes uploaded). Files are deduplicated by digest; every path is checked
+    to lie inside the store before the first upload (a link planted there is refused)."""
+    paths = {f.path: index_store.file(f) for f in files}
     missing = missing_blobs(objects, files)
 
     def upload(f: FileEntry) -> None:
-        objects.upload(blob_key(f.sha256), root / f.path, sha256=f.sha256, on_progress=progress)
+        objects.upload(blob_key(f.sha256), paths[f.path], sha256=f.sha256, on_progress=progress)
 
     in_parallel(upload, missing, "snapshot-up")
     return len(missing), sum(f.size for f in missing)

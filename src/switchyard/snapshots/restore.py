@@ -1,6 +1,8 @@
 """Restore a snapshot generation into a runtime's index store, behind checks and the gate.
 
-Steps, each refusing with the index left as it was: the manifest's model and chunker must be
+Steps, each refusing with the index left as it was: the manifest is parsed as hostile input
+(``ManifestError`` names the field) and every folder it leads to is checked to lie inside the
+store (``UnsafePathError``) before anything is written; its model and chunker must be
 this runtime's; segments the store lacks are downloaded into a staging folder and verified
 file by file (size and sha256) before they join the store; the generation is loaded (verifying
 again) and must pass the golden-question gate; only then does the caller make it live.
@@ -15,7 +17,13 @@ from pathlib import Path
 
 from switchyard.dialog.index import SearchIndex
 from switchyard.dialog.live_index import LiveIndex
-from switchyard.dialog.store import FileEntry, IndexMismatchError, IndexStore, SegmentEntry
+from switchyard.dialog.store import (
+    FileEntry,
+    IndexMismatchError,
+    IndexStore,
+    SegmentEntry,
+    UnsafePathError,
+)
 from switchyard.errors import FatalError
 from switchyard.ports.objects import ChecksumMismatch, ObjectStore
 from switchyard.snapshots.gate import Gate, GateResult
@@ -79,6 +87,7 @@ def stage(
         manifest.index.check_compatible(model_id=model_id, chunker_version=chunker_version)
     except IndexMismatchError as exc:
         raise IndexMismatchError(f"snapshot generation {generation} refused: {exc}") from None
+    _check_paths(index_store, manifest)
     missing = [s for s in manifest.index.segments if not index_store.has_segment(s.id)]
     files, size = download_segments(objects, index_store, missing, progress)
     path = index_store.save_manifest(manifest.index)
@@ -100,7 +109,10 @@ def download_segments(
     segments: Sequence[SegmentEntry],
     progress: Progress | None,
 ) -> tuple[int, int]:
-    """Download ``segments`` into staging, verify and adopt each; returns (files, bytes)."""
+    """Download ``segments`` into staging, verify and adopt each; returns (files, bytes).
+    Every staging folder is checked before the first is emptied."""
+    for s in segments:
+        index_store.staging_folder(s.id)
     folders = {s.id: index_store.staging(s.id) for s in segments}
     jobs = [(s, f) for s in segments for f in s.files]
     jobs.sort(key=lambda job: -job[1].size)
@@ -117,6 +129,22 @@ def download_segments(
         except IndexMismatchError as exc:
             raise ChecksumMismatch(f"{objects.describe()}: {exc}; refused") from None
     return len(jobs), sum(f.size for _, f in jobs)
+
+
+def _check_paths(index_store: IndexStore, manifest: SnapshotManifest) -> None:
+    """Every place in the store ``manifest`` leads to lies inside it, no link on the way;
+    checked before anything is written, and a refusal names the manifest's field."""
+    index_store.inside("generations")
+    for i, s in enumerate(manifest.index.segments):
+        field = f"manifest.index.segments[{i}].id"
+        try:
+            index_store.staging_folder(s.id)
+            index_store.inside(f"segments/{s.id}")
+            for j, f in enumerate(s.files):
+                field = f"manifest.index.segments[{i}].files[{j}].path"
+                index_store.file(f)
+        except UnsafePathError as exc:
+            raise UnsafePathError(str(exc), field) from None
 
 
 def restore_live(
