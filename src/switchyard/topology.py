@@ -149,6 +149,11 @@ class FailoverSpec(_Frozen):
     unknown_gates: Literal["block", "allow"] = "allow"
     step_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     lease_ttl_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+    # When neither the old primary's database recorded the fence nor Vault revoked its
+    # runtime's logins, promote only after nobody had a good answer from it for this long.
+    # Set it to at least the TTL of the runtime's database credentials (1 h in the harness):
+    # a runtime cut off that long holds no login to write with.
+    isolation_timeout_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
 
     @model_validator(mode="after")
     def _steps_fit_in_a_lease(self) -> FailoverSpec:
@@ -156,6 +161,9 @@ class FailoverSpec(_Frozen):
         # overlap with the next leader's attempt at the same step.
         if self.step_timeout_seconds >= self.lease_ttl_seconds:
             raise ValueError("step_timeout_seconds must be shorter than lease_ttl_seconds")
+        # The wait must outlast a leader lease: a deposed leader's last probes land in it.
+        if self.isolation_timeout_seconds <= self.lease_ttl_seconds:
+            raise ValueError("isolation_timeout_seconds must be longer than lease_ttl_seconds")
         return self
 
 

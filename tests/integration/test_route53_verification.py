@@ -218,3 +218,39 @@ def test_without_name_servers_it_asks_the_hosted_zones_delegation_set(
     # offline): asking them fails, naming the first, instead of reading the stored record.
     with pytest.raises((TransientError, FatalError), match=delegated[0].rstrip(".")):
         provider.answer(owner)
+
+
+class OutageClock(FakeClock):
+    """A fake clock during whose first sleep the Route 53 API starts answering 503."""
+
+    def __init__(self, edge: Route53Edge) -> None:
+        super().__init__()
+        self.edge = edge
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.edge.unavailable = True
+
+
+def test_a_stored_change_is_not_reported_failed_when_polling_it_fails(
+    moto: tuple[str, str], harness: Harness, owner: str
+) -> None:
+    url, zone_id = moto
+    api = Route53DnsProvider(ZONE, zone_id, credentials=AWS, endpoint_url=url)
+    with route53_edge_on(url, lambda names: None) as private:
+        private.hold()
+        provider = Route53DnsProvider(
+            ZONE,
+            zone_id,
+            credentials=AWS,
+            endpoint_url=private.url,
+            max_attempts=1,
+            name_servers=[("127.0.0.1", harness.knot.port)],
+            clock=OutageClock(private),
+        )
+
+        provider.apply(plan([], [single(owner, TTL, NEW)]))  # the poll fails: no error here
+
+        assert api.records(owner) == (single(owner, TTL, NEW),)
+        with pytest.raises(TransientError, match="reading change"):
+            provider.answer(owner)  # the status is asked again: not verified while unknown

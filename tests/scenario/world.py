@@ -23,12 +23,24 @@ from switchyard.controller.view import loop_settings
 from switchyard.domain.dns import single
 from switchyard.domain.probe import ProbeKind, ProbeResult
 from switchyard.domain.region import Region, RegionRole
+from switchyard.errors import TransientError
 from switchyard.topology import FailoverSpec, Topology
 
 ZONE = "gslb.example."
 NAME = "chat.gslb.example."
 ADDRESSES = {"region-a": "10.0.1.1", "region-b": "10.0.2.1"}
 VANTAGES = ("region-a", "region-b", "witness")
+
+
+class SwitchedCredentialLeases(InMemoryCredentialLeases):
+    """The credentials twin behind a switch: while ``down``, Vault does not answer."""
+
+    down = False
+
+    def revoke_role(self, role: str) -> int:
+        if self.down:
+            raise TransientError("Vault unreachable: connection refused")
+        return super().revoke_role(role)
 
 
 class ScriptedProbe:
@@ -80,7 +92,7 @@ class World:
         from switchyard.controller.gslb import route_to
 
         route_to([self.dns], NAME, single(NAME, 30, ADDRESSES["region-a"]))
-        self.credentials = InMemoryCredentialLeases(
+        self.credentials = SwitchedCredentialLeases(
             ["region-a-runtime", "region-b-runtime"], clock=self.clock
         )
         self.runtime_lease = self.credentials.issue("region-a-runtime")
@@ -104,6 +116,7 @@ class World:
                 clock=self.clock,
                 step_timeout_seconds=self.settings.step_timeout_seconds,
                 lease_ttl_seconds=self.settings.lease_ttl_seconds,
+                isolation_timeout_seconds=self.settings.isolation_timeout_seconds,
                 replication=self.replication,
             )
         )

@@ -97,6 +97,7 @@ class Route53Edge:
         self._state = threading.Lock()
         self._batches = threading.Lock()  # moto's order of batches is the order served
         self._held = False
+        self.unavailable = False  # True: every request answers 503 ServiceUnavailable
         self._status: dict[str, str] = {}
         self._pending: dict[str, list[str]] = {}
         self.get_change_calls = 0
@@ -143,6 +144,8 @@ class Route53Edge:
 
     def handle(self, request: BaseHTTPRequestHandler) -> tuple[int, str, bytes]:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        if self.unavailable:
+            return 503, "text/xml", _error("Receiver", "ServiceUnavailable", "unavailable")
         path = request.path.split("?", 1)[0]
         asked = _GET_CHANGE.fullmatch(path)
         if request.command == "GET" and asked is not None:
@@ -193,12 +196,7 @@ class Route53Edge:
             self.get_change_calls += 1
             status = self._status.get(change_id)
         if status is None:
-            error = (
-                f'<?xml version="1.0"?><ErrorResponse xmlns="{_XMLNS}"><Error>'
-                "<Type>Sender</Type><Code>NoSuchChange</Code>"
-                f"<Message>no change {change_id}</Message></Error></ErrorResponse>"
-            )
-            return 404, "text/xml", error.encode()
+            return 404, "text/xml", _error("Sender", "NoSuchChange", f"no change {change_id}")
         submitted = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # not asserted
         xml = (
             f'<?xml version="1.0" encoding="UTF-8"?><GetChangeResponse xmlns="{_XMLNS}">'
@@ -206,6 +204,13 @@ class Route53Edge:
             f"<SubmittedAt>{submitted}</SubmittedAt></ChangeInfo></GetChangeResponse>"
         )
         return 200, "text/xml", xml.encode()
+
+
+def _error(kind: str, code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0"?><ErrorResponse xmlns="{_XMLNS}"><Error><Type>{kind}</Type>'
+        f"<Code>{code}</Code><Message>{message}</Message></Error></ErrorResponse>"
+    ).encode()
 
 
 def _changed_names(body: bytes) -> list[str]:

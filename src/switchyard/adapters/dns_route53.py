@@ -191,14 +191,21 @@ class Route53DnsProvider:
         return Answer(tuple(asked), change)
 
     def _await_sync(self, status: ChangeStatus) -> ChangeStatus:
-        """Poll ``GetChange`` until the change is INSYNC or ``change_wait_seconds`` pass."""
+        """Poll ``GetChange`` until the change is INSYNC or ``change_wait_seconds`` pass.
+
+        The batch is stored by then, so a failed poll ends the wait rather than failing
+        ``apply``: ``answer`` asks for the change's status again.
+        """
         deadline = self._clock.now() + timedelta(seconds=self._change_wait)
         while not status.settled:
             left = (deadline - self._clock.now()).total_seconds()
             if left <= 0:
                 return status
             self._clock.sleep(min(self._poll, left))
-            status = self._get_change(status.id)
+            try:
+                status = self._get_change(status.id)
+            except TransientError:
+                return status
         return status
 
     def _refresh(self, owner: str) -> ChangeStatus | None:

@@ -17,7 +17,7 @@ from switchyard.db.region_state import RegionState
 from switchyard.domain.probe import ProbeKind, ProbeResult
 from switchyard.domain.region import RegionRole, state_change_refusal
 from switchyard.errors import FencingError, TransientError
-from switchyard.ports.regions import ReplicationGap
+from switchyard.ports.regions import NEWEST_TURNS_COMPARED, ReplicationGap
 
 
 class InMemoryRegionDatabases:
@@ -71,13 +71,16 @@ class InMemoryRegionDatabases:
             on_set(state)
         return state
 
-    def unreplicated(self, source: str, target: str) -> ReplicationGap:
+    def unreplicated(
+        self, source: str, target: str, *, newest: int = NEWEST_TURNS_COMPARED
+    ) -> ReplicationGap:
         with self._lock:
             self._reach(source)
             self._reach(target)
             held = self.writes.get(target, {})
-            missing = [at for key, at in self.writes.get(source, {}).items() if key not in held]
-            return ReplicationGap(len(missing), min(missing) if missing else None)
+            compared = sorted(self.writes.get(source, {}).items(), key=lambda kv: kv[1])[-newest:]
+            missing = [at for key, at in compared if key not in held]
+            return ReplicationGap(len(missing), min(missing) if missing else None, len(compared))
 
 
 class InMemoryRegionChecks:

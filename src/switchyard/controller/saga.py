@@ -17,8 +17,11 @@ from datetime import datetime, timedelta
 from switchyard.controller.gslb import answers, route_to, verify_answers
 from switchyard.domain.audit import JsonObject
 from switchyard.domain.dns import single
+from switchyard.domain.fence import FenceVerdict, fence_verdict
+from switchyard.domain.health import last_seen_alive
 from switchyard.domain.lease import Lease
 from switchyard.domain.region import RegionRole
+from switchyard.domain.replication import loss_at_fence
 from switchyard.domain.saga import (
     FailoverRecord,
     FailoverState,
@@ -68,6 +71,9 @@ class SagaParts:
     # CDC lag between regions; a planned switchover waits for the target to apply everything
     # the source wrote up to its fence. None: no CDC (the wait compares stored turns instead).
     replication: ReplicationMonitor | None = None
+    # An unconfirmed fence proves the source stopped only after nobody had a good answer
+    # from it for this long (the topology's ``failover.isolation_timeout_seconds``).
+    isolation_timeout_seconds: float = 3600.0
 
 
 class SagaRunner:
@@ -233,8 +239,10 @@ class SagaRunner:
         """Fence the source at the failover's epoch: control record, its database, its leases.
 
         A planned switchover demotes the source to standby (it lost nothing); otherwise it is
-        fenced. An unreachable source database does not stop an unplanned failover (the
-        source may be gone): the loop re-asserts the fence when the database answers again.
+        fenced. The step succeeds only with a proof that the source stopped taking writes
+        (``domain/fence.py``): its database recorded the fence, Vault revoked its logins, or
+        nobody had a good answer from it for the isolation timeout. Without one it fails,
+        saying why, and is retried every cycle: the target is never promoted unfenced.
         """
         p = self._p
         role = RegionRole.STANDBY if record.planned else RegionRole.FENCED
@@ -253,39 +261,99 @@ class SagaRunner:
             "fenced_at": fenced_at.isoformat(),
         }
         notes = [f"{record.source} recorded {role.value} at epoch {record.epoch}"]
+        database_fenced = self._fence_database(record, role, token, notes)
+        leases_revoked = self._revoke_leases(record, notes)
+        detail["database_fenced"] = database_fenced
+        if leases_revoked is not None:
+            detail["leases_revoked"] = leases_revoked
+        verdict = self._fence_verdict(record, database_fenced, bool(leases_revoked), fenced_at)
+        detail["fence_confirmed"] = database_fenced
+        detail["fence_proof"] = None if verdict.proof is None else verdict.proof.value
+        notes.append(verdict.reason)
+        if verdict.proof is None:
+            assert verdict.promotable_at is not None
+            detail["promotable_at"] = verdict.promotable_at.isoformat()
+            return StepOutcome(False, "; ".join(notes), "fence_unconfirmed", detail)
+        if not record.planned:  # a planned switchover's loss is measured by its wait
+            detail.update(self._loss_at_fence(record, fenced_at))
+        return StepOutcome(True, "; ".join(notes), detail=detail)
+
+    def _fence_database(
+        self, record: FailoverRecord, role: RegionRole, token: int, notes: list[str]
+    ) -> bool:
+        """Record the fence in the source's own database; False when it cannot be reached
+        (a planned switchover then fails: its source must be demoted, not presumed gone)."""
         try:
-            p.regions.set_state(record.source, role, record.epoch, token=token)
-            detail["database_fenced"] = True
-            notes.append("its database refuses writes")
+            self._p.regions.set_state(record.source, role, record.epoch, token=token)
         except TransientError as exc:
             if record.planned:
                 raise
-            detail["database_fenced"] = False
             notes.append(f"its database is unreachable ({exc}); fence re-asserted when it returns")
+            return False
+        notes.append("its database refuses writes")
+        return True
+
+    def _revoke_leases(self, record: FailoverRecord, notes: list[str]) -> bool | None:
+        """Revoke the source runtime's Vault database logins; None when there are none to
+        revoke (no Vault role, or a planned switchover, whose source stays a healthy standby
+        with valid logins)."""
+        p = self._p
         lease_role = p.lease_roles.get(record.source)
-        # A planned switchover leaves the source a healthy standby: its logins stay valid.
-        if p.credentials is not None and lease_role is not None and not record.planned:
+        if p.credentials is None or lease_role is None or record.planned:
+            return None
+        try:
+            p.credentials.revoke_role(lease_role)
+        except TransientError as exc:
+            notes.append(f"Vault unreachable, leases not revoked ({exc})")
+            return False
+        notes.append(f"Vault leases of {lease_role} revoked")
+        return True
+
+    def _fence_verdict(
+        self, record: FailoverRecord, database_fenced: bool, leases_revoked: bool, now: datetime
+    ) -> FenceVerdict:
+        timeout = timedelta(seconds=self._p.isolation_timeout_seconds)
+        since = now - timeout
+        alive = None
+        if not (database_fenced or leases_revoked):
+            alive = last_seen_alive(self._p.store.observations_since(since), record.source)
+        return fence_verdict(
+            source=record.source,
+            database_fenced=database_fenced,
+            leases_revoked=leases_revoked,
+            last_seen_alive=alive,
+            searched_since=since,
+            isolation_timeout=timeout,
+            now=now,
+        )
+
+    def _loss_at_fence(
+        self, record: FailoverRecord, fenced_at: datetime
+    ) -> dict[str, str | int | float | bool | None]:
+        """RPO at the fence: from CDC positions when they tell (no rows read), else by
+        comparing the keys of the source's newest turns; unknown when neither can be read."""
+        p = self._p
+        if p.replication is not None:
             try:
-                p.credentials.revoke_role(lease_role)
-                detail["leases_revoked"] = True
-                notes.append(f"Vault leases of {lease_role} revoked")
-            except TransientError as exc:
-                detail["leases_revoked"] = False
-                notes.append(f"Vault unreachable, leases not revoked ({exc})")
+                fence_lsn: int | None = p.replication.wal_position(record.source)
+            except TransientError:
+                fence_lsn = None
+            lag = p.replication.lag(record.source, record.target)
+            loss = loss_at_fence(lag, fence_lsn, fenced_at)
+            if loss is not None:
+                return loss.detail()
         try:
             gap = p.regions.unreplicated(record.source, record.target)
-            detail["unreplicated_writes"] = gap.missing
-            detail["rpo_seconds"] = (
-                0.0
-                if gap.oldest_missing_at is None
-                else max(0.0, (fenced_at - gap.oldest_missing_at).total_seconds())
-            )
         except TransientError:
-            detail["unreplicated_writes"] = None
-            detail["rpo_seconds"] = None
-        if not detail.get("database_fenced") and not detail.get("leases_revoked"):
-            detail["fence_confirmed"] = False
-        return StepOutcome(True, "; ".join(notes), detail=detail)
+            return {"rpo_from": "unknown", "unreplicated_writes": None, "rpo_seconds": None}
+        oldest = gap.oldest_missing_at
+        rpo = 0.0 if oldest is None else max(0.0, (fenced_at - oldest).total_seconds())
+        return {
+            "rpo_from": "keys",
+            "keys_compared": gap.compared,
+            "unreplicated_writes": gap.missing,
+            "rpo_seconds": rpo,
+        }
 
     def _wait_replication(self, record: FailoverRecord, deadline: datetime) -> StepOutcome:
         monitor = self._p.replication
@@ -322,12 +390,18 @@ class SagaRunner:
         return StepOutcome(
             True,
             f"{record.target} applied every change of {record.source} up to its fence",
-            detail=detail,
+            # Everything the source wrote before its fence is applied: nothing was lost.
+            detail={
+                **detail,
+                "rpo_from": "positions",
+                "rpo_seconds": 0.0,
+                "unreplicated_writes": 0,
+            },
         )
 
     def _caught_up(self, record: FailoverRecord) -> StepOutcome:
         gap = self._p.regions.unreplicated(record.source, record.target)
-        detail: JsonObject = {"unreplicated_writes": gap.missing}
+        detail: JsonObject = {"unreplicated_writes": gap.missing, "keys_compared": gap.compared}
         if gap.missing:
             return StepOutcome(
                 False,
@@ -336,7 +410,9 @@ class SagaRunner:
                 detail,
             )
         return StepOutcome(
-            True, f"{record.target} holds every write of {record.source}", detail=detail
+            True,
+            f"{record.target} holds the newest {gap.compared} writes of {record.source}",
+            detail={**detail, "rpo_from": "keys", "rpo_seconds": 0.0},
         )
 
     def _restore_source(self, record: FailoverRecord, token: int) -> StepOutcome:

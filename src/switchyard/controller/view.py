@@ -32,6 +32,15 @@ class LoopSettings:
     policy: Policy
     lease_ttl_seconds: float
     step_timeout_seconds: float
+    isolation_timeout_seconds: float
+
+    @property
+    def region_statement_timeout_seconds(self) -> float:
+        """The statement timeout of the controller's region connections (lock waits get half
+        of it): a quarter of the step, since the fence step runs about four region statements
+        one after the other, so a blocked or slow statement cannot keep a step past its
+        lease."""
+        return self.step_timeout_seconds / 4
 
     @property
     def window(self) -> timedelta:
@@ -60,6 +69,7 @@ def loop_settings(topology: Topology) -> LoopSettings:
         ),
         lease_ttl_seconds=failover.lease_ttl_seconds,
         step_timeout_seconds=failover.step_timeout_seconds,
+        isolation_timeout_seconds=failover.isolation_timeout_seconds,
     )
 
 

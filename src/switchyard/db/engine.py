@@ -17,18 +17,28 @@ from switchyard.errors import TransientError
 CONNECT_TIMEOUT_SECONDS = 3
 
 
-def make_engine(url: str, *, connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS,
+    statement_timeout_seconds: float | None = None,
+) -> Engine:
     """An engine for a PostgreSQL ``postgresql+psycopg://`` URL.
 
     Connections are pinged before use so a restarted server costs one reconnect, not a failed
     cycle; the short connect timeout makes an unreachable witness fail fast, and the loop then
     stays put rather than hang (fail-safe).
+
+    ``statement_timeout_seconds``: the server cancels any statement running longer, and any
+    wait for a lock longer than half of it (``statement_timeout`` and ``lock_timeout``, set at
+    connect, so a blocked statement says it was the lock); the cancelled statement raises
+    ``TransientError`` through ``unit_of_work``. None: no limit.
     """
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": connect_timeout_seconds},
-    )
+    connect_args: dict[str, object] = {"connect_timeout": connect_timeout_seconds}
+    if statement_timeout_seconds is not None:
+        ms = max(2, round(statement_timeout_seconds * 1000))
+        connect_args["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms // 2}"
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 @contextmanager
@@ -61,4 +71,10 @@ def unavailable(exc: OperationalError) -> TransientError:
     values that must not reach logs.
     """
     detail = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
+    if getattr(exc.orig, "sqlstate", None) in _TIMED_OUT:
+        return TransientError(f"database statement timed out: {detail}")
     return TransientError(f"database unavailable: {detail}")
+
+
+# query_canceled (statement_timeout) and lock_not_available (lock_timeout)
+_TIMED_OUT = frozenset({"57014", "55P03"})

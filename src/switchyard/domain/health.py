@@ -180,3 +180,13 @@ def failure_onset(
         streak[-1] for rounds in _rounds(mine).values() if (streak := _failing_streak(rounds))
     ]
     return min(onsets) if onsets else None
+
+
+def last_seen_alive(observations: Iterable[Observation], region: str) -> datetime | None:
+    """The newest round in which any vantage point got any good answer from ``region``.
+
+    Any probe counts, readiness included: whatever answered may still be taking writes. This
+    is never earlier than the last time a quorum saw it healthy, so a wait measured from here
+    is at least as long. None when no observation of ``region`` was good.
+    """
+    return max((o.at for o in observations if o.region == region and o.ok), default=None)

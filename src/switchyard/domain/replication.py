@@ -38,6 +38,9 @@ class ReplicationLag:
     resyncing: bool
     dead_letters: int
     stale_refused: int
+    # Source times of the newest transaction and heartbeat applied (None: none yet).
+    source_commit_at: datetime | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def sink_reporting(self) -> bool:
@@ -61,6 +64,62 @@ class ReplicationLag:
         if self.consumer_lag_messages == 0:
             return self.lag_seconds if self.lag_seconds is not None else 0.0
         return self.behind_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LossAtFence:
+    """What the target had not applied of the source's changes when the source was fenced,
+    from CDC positions (no row is read).
+
+    ``unapplied_bytes`` is WAL the source wrote up to its fence beyond what the target applied:
+    an upper bound, since it also counts WAL of tables CDC does not carry. When it is 0 nothing
+    was lost. Otherwise ``rpo_seconds`` is an upper bound of the age of the oldest unapplied
+    change: that change came after the newest transaction or heartbeat applied, so it is no
+    older than that (give or take the source's publishing delay); how many writes it holds is
+    unknown (``unreplicated_writes`` None).
+    """
+
+    fence_lsn: int
+    applied_lsn: int
+    unapplied_bytes: int
+    unapplied_records: int | None  # published to the log, not yet applied
+    rpo_seconds: float | None
+    unreplicated_writes: int | None
+
+    def detail(self) -> dict[str, str | int | float | bool | None]:
+        return {
+            "rpo_from": "positions",
+            "fence_lsn": self.fence_lsn,
+            "applied_lsn": self.applied_lsn,
+            "unapplied_bytes": self.unapplied_bytes,
+            "unapplied_records": self.unapplied_records,
+            "rpo_seconds": self.rpo_seconds,
+            "rpo_exact": self.unapplied_bytes == 0,
+            "unreplicated_writes": self.unreplicated_writes,
+        }
+
+
+def loss_at_fence(
+    lag: ReplicationLag, fence_lsn: int | None, fenced_at: datetime
+) -> LossAtFence | None:
+    """The loss at the fence from positions; None when they cannot tell (the source's WAL
+    position unread, nothing applied yet, a gap open or a re-sync running)."""
+    if fence_lsn is None or lag.applied_lsn is None or lag.gap is not None or lag.resyncing:
+        return None
+    unapplied = max(0, fence_lsn - lag.applied_lsn)
+    if unapplied == 0:
+        return LossAtFence(fence_lsn, lag.applied_lsn, 0, lag.consumer_lag_messages, 0.0, 0)
+    applied_up_to = max(
+        (t for t in (lag.source_commit_at, lag.heartbeat_at) if t is not None), default=None
+    )
+    return LossAtFence(
+        fence_lsn,
+        lag.applied_lsn,
+        unapplied,
+        lag.consumer_lag_messages,
+        seconds_between(fenced_at, applied_up_to),
+        None,
+    )
 
 
 def seconds_between(later: datetime | None, earlier: datetime | None) -> float | None:

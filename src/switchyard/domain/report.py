@@ -9,7 +9,14 @@ RTO runs from the fault to the first good answer through the GSLB record:
   server answers, cited the expected document.
 
 RPO is the age, at the fence, of the oldest write the source acknowledged that the target does
-not hold (0 when it holds all of them); unknown when the source could not be read.
+not hold (0 when it holds all of them); unknown when the source could not be read. A planned
+switchover's comes from its wait (0 once the target applied everything up to the fence); an
+unplanned failover's from the fence step: CDC positions (``rpo_from: positions``; an upper
+bound unless ``rpo_exact``), else the source's newest turns compared by key (``keys``).
+
+``fence_proof`` says why the source was known to have stopped taking writes before the target
+was promoted: ``database`` (its database recorded the fence), ``leases_revoked`` (Vault revoked
+its runtime's logins) or ``isolation_timeout`` (nobody had a good answer from it for that long).
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ def timeline(record: FailoverRecord, fault_at: datetime | None) -> dict[str, Jso
         s = record.step(step)
         return None if s is None or s.detail is None else s.detail.get(key)
 
+    loss_step = Step.WAIT_REPLICATION if finished(Step.WAIT_REPLICATION) else Step.FENCE_SOURCE
+
     fenced = finished(Step.FENCE_SOURCE)
     dns_updated = finished(Step.UPDATE_DNS)
     dns_verified = finished(Step.VERIFY_DNS)
@@ -64,8 +73,10 @@ def timeline(record: FailoverRecord, fault_at: datetime | None) -> dict[str, Jso
         "dns_verified_at": dns_verified.isoformat() if dns_verified else None,
         "first_good_answer_at": good.isoformat() if good else None,
         "rto_seconds": since(good) if record.state is FailoverState.SUCCEEDED else None,
-        "rpo_seconds": detail(Step.FENCE_SOURCE, "rpo_seconds"),
-        "unreplicated_writes": detail(Step.FENCE_SOURCE, "unreplicated_writes"),
+        "fence_proof": detail(Step.FENCE_SOURCE, "fence_proof"),
+        "rpo_seconds": detail(loss_step, "rpo_seconds"),
+        "rpo_from": detail(loss_step, "rpo_from"),
+        "unreplicated_writes": detail(loss_step, "unreplicated_writes"),
     }
 
 

@@ -15,13 +15,19 @@ from switchyard.db.region_state import RegionState
 from switchyard.domain.probe import ProbeResult
 from switchyard.domain.region import RegionRole
 
+# How many of the source's newest turns a key comparison looks at: bounded, so that a
+# comparison fits in a saga step however large the regions grow.
+NEWEST_TURNS_COMPARED = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicationGap:
-    """Writes acknowledged by ``source`` that ``target`` does not hold."""
+    """Writes acknowledged by ``source`` that ``target`` does not hold, among the ``compared``
+    newest turns of ``source`` (older ones are not looked at)."""
 
     missing: int
     oldest_missing_at: datetime | None  # None when nothing is missing
+    compared: int = 0
 
 
 class RegionDatabases(Protocol):
@@ -39,8 +45,11 @@ class RegionDatabases(Protocol):
         self, region: str, role: RegionRole, epoch: int, *, token: int
     ) -> RegionState: ...
 
-    def unreplicated(self, source: str, target: str) -> ReplicationGap:
-        """Dialog turns stored in ``source`` and missing from ``target``."""
+    def unreplicated(
+        self, source: str, target: str, *, newest: int = NEWEST_TURNS_COMPARED
+    ) -> ReplicationGap:
+        """Which of the ``newest`` dialog turns stored in ``source`` are missing from
+        ``target`` (by key). Bounded: for when CDC positions cannot tell."""
         ...
 
 
