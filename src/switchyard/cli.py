@@ -17,13 +17,16 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from switchyard.api.app import create_app
-    from switchyard.bootstrap import build_api_context, build_core
+    from switchyard.bootstrap import build_api_context, build_core, start_credential_keeper
     from switchyard.observability.logging import configure_logging
     from switchyard.settings import load_settings
 
     settings = load_settings()
     redactor = configure_logging(settings.log_level, settings.vantage)
-    app = create_app(build_api_context(build_core(settings, redactor)))
+    core = build_core(settings, redactor)
+    app = create_app(build_api_context(core))
+    # Its Vault token renewed for as long as it serves (a daemon thread).
+    start_credential_keeper("credentials-api", core.secrets)
     uvicorn.run(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
     )

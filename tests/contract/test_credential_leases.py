@@ -1,9 +1,10 @@
 """One contract for every CredentialLeases adapter: the in-memory twin, and Vault (real OpenBao)
 issuing real logins on region-a's PostgreSQL with the harness's runtime statements.
 
-The Vault half logs in with the harness's AppRole, so it proves the control plane's policy
-too. It works on a database and roles of its own (never ``<region>-runtime``), so revoking
-here cannot fence a runtime that is running.
+The Vault half logs in with the root token: each process kind's policy is proven in
+``tests/integration/test_least_privilege.py``. It works on a database (migrated to the region
+schema, whose tables the runtime statements grant) and roles of its own (never
+``<region>-runtime``), so revoking here cannot fence a runtime that is running.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from switchyard.adapters.credentials_memory import InMemoryCredentialLeases
 from switchyard.adapters.credentials_vault import VaultCredentialLeases
 from switchyard.adapters.vault_session import AppRoleAuth, TokenAuth
 from switchyard.bootstrap import _leased_engine
+from switchyard.db import migrate
 from switchyard.db.engine import unit_of_work
 from switchyard.devenv.harness import Harness
 from switchyard.devenv.layout import HOST
@@ -67,7 +69,7 @@ class LeaseDatabase:
 @pytest.fixture(scope="module")
 def lease_db(harness: Harness) -> Iterator[LeaseDatabase]:
     pg = harness.region_dbs["region-a"]
-    pg.fresh_database(TEST_DATABASE)
+    migrate.upgrade(pg.fresh_database(TEST_DATABASE), schema=migrate.REGION)
     root = harness.vault.root_client()
     ensure_database_engine(root)
     connection = f"switchyard-test-{uuid.uuid4().hex[:8]}"
@@ -128,10 +130,9 @@ def _memory_backend() -> Backend:
 
 def _vault_backend(db: LeaseDatabase, opened: list[psycopg.Connection[Any]]) -> Backend:
     registered: list[Secret] = []
-    approle = db.harness.vault.approle()
     adapter = VaultCredentialLeases(
         db.harness.vault.addr,
-        AppRoleAuth(approle["role_id"], Secret(approle["secret_id"])),
+        TokenAuth(Secret(db.harness.creds.vault_root_token)),
         mount=DATABASE_MOUNT,
         redactor=Recording(registered),
     )
@@ -139,7 +140,7 @@ def _vault_backend(db: LeaseDatabase, opened: list[psycopg.Connection[Any]]) -> 
     def can_log_in(lease: DatabaseLease) -> bool:
         try:
             with _connect(db.port, lease) as conn:
-                conn.execute("SELECT 1 FROM before_issue")
+                conn.execute("SELECT 1 FROM region_state")
                 return conn.execute("SELECT 1").fetchone() == (1,)
         except psycopg.OperationalError as exc:
             if "password authentication failed" in str(exc):
@@ -152,7 +153,7 @@ def _vault_backend(db: LeaseDatabase, opened: list[psycopg.Connection[Any]]) -> 
 
         def works() -> bool:
             try:
-                return conn.execute("SELECT count(*) FROM before_issue").fetchone() is not None
+                return conn.execute("SELECT count(*) FROM region_state").fetchone() is not None
             except psycopg.OperationalError:  # terminated by an administrator command
                 return False
 
@@ -292,35 +293,35 @@ def test_the_twin_expires_leases_and_caps_renewals_at_the_max_ttl() -> None:
 # -- Vault only: the harness's roles and statements, permissions, failures ----------------
 
 
-def test_runtime_logins_read_and_write_later_tables_but_change_no_schema(
-    lease_db: LeaseDatabase,
-) -> None:
+def test_runtime_logins_write_their_tables_and_nothing_else(lease_db: LeaseDatabase) -> None:
     role = lease_db.new_role()
-    approle = lease_db.harness.vault.approle()
     adapter = VaultCredentialLeases(
-        lease_db.harness.vault.addr, AppRoleAuth(approle["role_id"], Secret(approle["secret_id"]))
+        lease_db.harness.vault.addr, TokenAuth(Secret(lease_db.harness.creds.vault_root_token))
     )
     lease = adapter.issue(role)
-    # Created after the lease, by the superuser, as the migrations do.
+    # Created after the lease, by the superuser, as a later migration would: not granted.
     later = f"after_{uuid.uuid4().hex[:8]}"
     lease_db.as_superuser(f"CREATE TABLE {later} (id bigserial PRIMARY KEY, note text)")
+    doc = uuid.uuid4().hex
     try:
         with _connect(lease_db.port, lease) as conn:
-            for table in ("before_issue", later):
-                for statement in (
-                    "INSERT INTO {} (note) VALUES ('x')",
-                    "UPDATE {} SET note = 'y'",
-                    "DELETE FROM {}",
-                ):
-                    conn.execute(sql.SQL(statement).format(sql.Identifier(table)))
-            for ddl in (
+            conn.execute(
+                "INSERT INTO documents (doc_id, title, media_type, sha256, size_bytes, content,"
+                " region, epoch) VALUES (%s, 't', 'text/plain', 'x', 1, 'a', 'region-a', 1)",
+                (doc,),
+            )
+            conn.execute("UPDATE documents SET title = 'u' WHERE doc_id = %s", (doc,))
+            for refused in (
+                "DELETE FROM documents",
+                "SELECT * FROM before_issue",
+                sql.SQL("INSERT INTO {} (note) VALUES ('x')").format(sql.Identifier(later)),
                 "CREATE TABLE sneaky (id int)",
-                f"DROP TABLE {later}",
-                f"TRUNCATE {later}",
-                f"ALTER TABLE {later} ADD COLUMN extra int",
+                sql.SQL("DROP TABLE {}").format(sql.Identifier(later)),
+                "TRUNCATE documents",
+                "ALTER TABLE documents ADD COLUMN extra int",
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(ddl)
+                    conn.execute(refused)
         assert adapter.revoke_role(role) == 1
         with _connect_superuser(lease_db) as conn:
             gone = conn.execute(
@@ -340,13 +341,15 @@ def _connect_superuser(db: LeaseDatabase) -> psycopg.Connection[Any]:
 
 def test_each_harness_region_has_a_runtime_role_on_its_own_database(harness: Harness) -> None:
     assert set(DATABASE_REGIONS) == set(harness.region_dbs)
-    approle = harness.vault.approle()
-    adapter = VaultCredentialLeases(
-        harness.vault.addr, AppRoleAuth(approle["role_id"], Secret(approle["secret_id"]))
-    )
     root = harness.vault.root_client()
-    try:
-        for region, pg in harness.region_dbs.items():
+    for region, pg in harness.region_dbs.items():
+        # The login is granted the region's tables: they exist once migrated (as in the demo).
+        migrate.upgrade(pg.url(), schema=migrate.REGION)
+        approle = harness.vault.approle(f"runtime-{region}")  # each runtime's own login
+        adapter = VaultCredentialLeases(
+            harness.vault.addr, AppRoleAuth(approle["role_id"], Secret(approle["secret_id"]))
+        )
+        try:
             lease = adapter.issue(runtime_role(region))
             try:
                 with psycopg.connect(
@@ -363,23 +366,22 @@ def test_each_harness_region_has_a_runtime_role_on_its_own_database(harness: Har
             finally:
                 # This lease only: revoking the role would fence a runtime that may be running.
                 root.sys.revoke_lease(lease.lease_id)
-    finally:
-        adapter.close()
+        finally:
+            adapter.close()
 
 
 def test_a_runtime_engine_is_locked_out_by_fencing_and_does_not_log_in_again(
     lease_db: LeaseDatabase,
 ) -> None:
     role = lease_db.new_role()
-    approle = lease_db.harness.vault.approle()
     adapter = VaultCredentialLeases(
-        lease_db.harness.vault.addr, AppRoleAuth(approle["role_id"], Secret(approle["secret_id"]))
+        lease_db.harness.vault.addr, TokenAuth(Secret(lease_db.harness.creds.vault_root_token))
     )
     # The engine bootstrap gives a runtime whose topology names a lease role.
-    engine = _leased_engine(
+    engine, _login = _leased_engine(
         Secret(f"postgresql+psycopg://{HOST}:{lease_db.port}/{TEST_DATABASE}"), adapter, role
     )
-    count = text("SELECT count(*) FROM before_issue")
+    count = text("SELECT count(*) FROM region_state")
     try:
         with engine.connect() as first, engine.connect() as second:
             first.execute(count)

@@ -88,7 +88,7 @@ def test_the_runtime_logs_one_json_line_per_chat(runtimes: Harness) -> None:
 def _snapshot_cli(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
     """``switchyard snapshot ...`` as an operator runs it: the runtimes' settings (topology
     file, Vault AppRole login, data dir) in the environment."""
-    env = {**os.environ, **h.runtimes["region-a"].settings_env()}
+    env = {**os.environ, **h.runtimes["region-a"].snapshot_env()}
     return subprocess.run(
         [sys.executable, "-m", "switchyard.cli", "snapshot", *args, "--json"],
         capture_output=True,

@@ -9,6 +9,9 @@ are terminated. What a revocation does in the database is the role's ``revocatio
 Vault's PostgreSQL default only revokes privileges and drops the role, leaving open sessions
 running (see ``switchyard.devenv.vault``).
 
+Renewing puts the lease id in the URL (``sys/leases/renew/<lease id>``), so a runtime's policy
+can allow renewing its own role's leases and nothing else.
+
 Errors as in :mod:`switchyard.adapters.vault_session`, plus: an unknown role ->
 ``NotFoundError``; renewing a revoked or expired lease -> ``NotFoundError``. A revocation that
 fails because the database is unreachable (a region outage) -> ``TransientError``: Vault keeps
@@ -52,9 +55,20 @@ class VaultCredentialLeases:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         verify: bool | str = True,
         redactor: SecretRegistry | None = None,
+        session: VaultSession | None = None,
     ) -> None:
+        """``session``: log in through an existing session (one login, one token, for every
+        Vault adapter of a process); ``addr``, ``auth``, ``timeout``, ``verify`` and
+        ``redactor`` are then its own."""
         self._mount = mount
-        self._session = VaultSession(addr, auth, timeout=timeout, verify=verify, redactor=redactor)
+        self._session = session or VaultSession(
+            addr, auth, timeout=timeout, verify=verify, redactor=redactor
+        )
+
+    @property
+    def session(self) -> VaultSession:
+        """The login this adapter uses (a credential keeper keeps its token alive)."""
+        return self._session
 
     @classmethod
     def from_settings(
@@ -148,7 +162,9 @@ class VaultCredentialLeases:
 
         def renew(client: Any) -> object:
             try:
-                return client.sys.renew_lease(lease.lease_id)
+                # The lease id in the path, not the body: a policy can then allow renewing
+                # only its own role's leases (``sys/leases/renew/<mount>/creds/<role>/*``).
+                return client.adapter.put(f"/v1/sys/leases/renew/{lease.lease_id}", json={})
             except vault_errors.InvalidRequest as exc:
                 if "not found" in reason(exc):
                     raise NotFoundError(f"vault: {subject} not found (revoked or expired)") from exc

@@ -44,9 +44,20 @@ class VaultSecretStore:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         verify: bool | str = True,
         redactor: SecretRegistry | None = None,
+        session: VaultSession | None = None,
     ) -> None:
+        """``session``: log in through an existing session (one login, one token, for every
+        Vault adapter of a process); ``addr``, ``auth``, ``timeout``, ``verify`` and
+        ``redactor`` are then its own."""
         self._mount = mount
-        self._session = VaultSession(addr, auth, timeout=timeout, verify=verify, redactor=redactor)
+        self._session = session or VaultSession(
+            addr, auth, timeout=timeout, verify=verify, redactor=redactor
+        )
+
+    @property
+    def session(self) -> VaultSession:
+        """The login this adapter uses (a credential keeper keeps its token alive)."""
+        return self._session
 
     @classmethod
     def from_settings(

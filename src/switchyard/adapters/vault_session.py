@@ -17,11 +17,17 @@ Invariants:
 - Login is lazy (first call), so building a session never does I/O. With AppRole, a 403 whose
   token turns out to be invalid (expired, revoked) triggers one new login and one retry; a 403
   on a valid token is a policy denial and is not retried.
+- The token is kept alive by whoever calls :meth:`VaultSession.keep_alive` (the process's
+  credential keeper): renewed (``renew-self``) at 2/3 of its TTL, replaced by a new login when
+  a renewal is capped by the role's ``token_max_ttl`` or the token lapsed. Leases issued with a
+  token die with it, so every login bumps :attr:`VaultSession.token_generation`, which lease
+  holders watch to re-issue under the new token while the old one still lives.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ import hvac
 import hvac.exceptions as vault_errors
 import requests
 
+from switchyard.domain.renewal import Grant, Step, plan, retry_at
 from switchyard.domain.secrets import Secret, as_secret
 from switchyard.errors import ConfigError, FatalError, NotFoundError, TransientError
 from switchyard.ports.secrets import SecretRegistry
@@ -38,6 +45,10 @@ from switchyard.ports.secrets import SecretRegistry
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+# How long ``keep_alive`` has nothing to do for a token that never expires (or a fixed one).
+IDLE_SECONDS = 30.0
+# After a failed renewal or login: try again this soon (sooner if the token expires first).
+RETRY_SECONDS = 2.0
 
 _TRANSIENT_STATUS = (
     vault_errors.RateLimitExceeded,
@@ -92,13 +103,17 @@ class VaultSession:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         verify: bool | str = True,
         redactor: SecretRegistry | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.addr = addr
         self.auth = auth
         self._redactor = redactor
+        self._monotonic = monotonic
         self._client: Any = hvac.Client(url=addr, timeout=timeout, verify=verify)
         self._login_lock = threading.Lock()
         self._token: Secret | None = None
+        self._grant: Grant | None = None  # None: a fixed token, or one that never expires
+        self._generation = 0
         self.register(auth.token if isinstance(auth, TokenAuth) else auth.secret_id)
 
     def run(self, action: str, subject: str, call: Callable[[Any], T]) -> T:
@@ -116,6 +131,68 @@ class VaultSession:
                     raise
             self._relogin(token)
             return call(self._client)
+
+    @property
+    def token_generation(self) -> int:
+        """How many times this session has logged in; a lease issued under generation N dies
+        with that token."""
+        with self._login_lock:
+            return self._generation
+
+    def keep_alive(self) -> float:
+        """One step of token upkeep; returns the seconds until the next step is due.
+
+        Logs in if not yet logged in; renews the token at 2/3 of its TTL; logs in again when a
+        renewal was capped (``token_max_ttl`` near), the token is not renewable, or it lapsed
+        or was revoked. An unreachable Vault is retried (``RETRY_SECONDS``, before expiry);
+        a refused login raises ``FatalError`` (the caller logs it and calls again later).
+        A fixed token (``TokenAuth``) is left alone.
+        """
+        if isinstance(self.auth, TokenAuth):
+            return IDLE_SECONDS
+        with self._login_lock:
+            token, grant = self._token, self._grant
+        now = self._monotonic()
+        try:
+            if token is None:
+                self._ensure_logged_in()
+                return self._due_in()
+            if grant is None:
+                return IDLE_SECONDS
+            step = plan(grant, now)
+            if step.step is Step.WAIT:
+                return step.at - now
+            if step.step is Step.RENEW and self._renew_token(token, grant, now):
+                return self._due_in()
+            self._relogin(token)
+        except TransientError:
+            return RETRY_SECONDS if grant is None else retry_at(grant, now, RETRY_SECONDS) - now
+        return self._due_in()
+
+    def _renew_token(self, token: Secret, grant: Grant, now: float) -> bool:
+        """Renew ``token``; False when it turned out dead (the caller logs in again)."""
+        try:
+            with self.mapped_errors("renewing", "the session token"):
+                response = self._client.auth.token.renew_self()
+        except FatalError:
+            if self._token_is_dead():
+                return False
+            raise
+        ttl = dig(response, "auth", "lease_duration")
+        if not isinstance(ttl, int):
+            raise FatalError(f"vault: unexpected token renewal response from {self.addr}")
+        with self._login_lock:
+            if self._token is token:
+                self._grant = grant.renewed(now, ttl)
+        return True
+
+    def _due_in(self) -> float:
+        with self._login_lock:
+            grant = self._grant
+        if grant is None:
+            return IDLE_SECONDS
+        step = plan(grant, self._monotonic())
+        return max(0.0, step.at - self._monotonic()) if step.step is Step.WAIT else 0.0
 
     def register(self, secret: Secret) -> None:
         """Tell the redactor (if any) about a secret this session or its adapter handles."""
@@ -157,7 +234,15 @@ class VaultSession:
         client_token = dig(response, "auth", "client_token")
         if not isinstance(client_token, str):
             raise FatalError(f"vault: AppRole login at auth/{self.auth.mount} returned no token")
+        ttl = dig(response, "auth", "lease_duration")
+        renewable = dig(response, "auth", "renewable")
         self._token = Secret(client_token)
+        self._generation += 1
+        self._grant = (
+            Grant.first(self._monotonic(), ttl, renewable=renewable is True)
+            if isinstance(ttl, int) and ttl > 0
+            else None
+        )
         self.register(self._token)
 
     def _token_is_dead(self) -> bool:

@@ -36,7 +36,7 @@ class ApiServer:
             "SWITCHYARD_API_HOST": HOST,
             "SWITCHYARD_API_PORT": str(self.port),
             "SWITCHYARD_CONTROL_DB_URL": f"postgresql+psycopg://{HOST}:{self._control_db.port}/{self._control_db.database}",
-            **self._vault.login_env(),
+            **self._vault.login_env("api"),
         }
 
     def prepare(self) -> None:

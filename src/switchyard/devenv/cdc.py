@@ -33,7 +33,7 @@ class CdcServer:
             "SWITCHYARD_TOPOLOGY_FILE": str(self.topology_path),
             "SWITCHYARD_API_HOST": HOST,
             "SWITCHYARD_METRICS_PORT": str(self.metrics_port),
-            **self._vault.login_env(),
+            **self._vault.login_env(f"cdc-{self.region}"),
         }
 
     def prepare(self) -> None:

@@ -36,7 +36,7 @@ class ControllerServer:
             "SWITCHYARD_API_HOST": HOST,
             "SWITCHYARD_METRICS_PORT": str(self.metrics_port),
             "SWITCHYARD_CONTROL_DB_URL": f"postgresql+psycopg://{HOST}:{db.port}/{db.database}",
-            **self._vault.login_env(),
+            **self._vault.login_env("controller"),
         }
 
     def prepare(self) -> None:

@@ -1,7 +1,8 @@
 """Each region's dialog runtime, run by the demo as a managed process wired to the harness.
 
-Like the API, its environment carries only the Vault address and an AppRole login; the region
-database password and the API tokens it reads from Vault. It listens on its region's own
+Like the API, its environment carries only the Vault address and its region's own AppRole
+login (``runtime-<region>``); its database login (a lease) and the API tokens it may check
+(viewer, operator) it gets from Vault. It listens on its region's own
 loopback address (127.0.1.1 for region-a, 127.0.2.1 for region-b), the address the GSLB
 record points at, so a DNS answer tells which region a client reaches.
 """
@@ -39,12 +40,18 @@ class RuntimeServer:
     def settings_env(self) -> dict[str, str]:
         return {
             "SWITCHYARD_TOPOLOGY_FILE": str(self.topology_path),
-            **self._vault.login_env(),
+            **self._vault.login_env(f"runtime-{self.region}"),
             "SWITCHYARD_DATA_DIR": str(self.data_dir),
             "SWITCHYARD_CORPUS_DIR": str(repo_root() / "corpus" / "demo"),
             "SWITCHYARD_GOLDEN_FILE": str(repo_root() / "corpus" / "golden" / "questions-v1.yaml"),
             "HF_HUB_OFFLINE": "1",
         }
+
+    def snapshot_env(self) -> dict[str, str]:
+        """What ``switchyard snapshot ...`` needs on this machine: the topology, this runtime's
+        data dir, and the snapshot tool's own Vault login (every region's bucket, the
+        operator token; not this runtime's database logins)."""
+        return {**self.settings_env(), **self._vault.login_env("snapshot")}
 
     def prepare(self) -> None:
         """The topology file is written and the region store migrated before start."""

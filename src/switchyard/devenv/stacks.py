@@ -34,8 +34,8 @@ RESTORE_TIMEOUT_SECONDS = 300.0
 
 
 def prepare_stores(h: Harness) -> tuple[list[Region], list[RegionState]]:
-    """Migrate the control-plane store and each region's store, logging in as the processes
-    will (AppRole, secrets from Vault). Returns the regions newly recorded and each region's
+    """Migrate the control-plane store and each region's store, logging in as the API process
+    does (its AppRole, secrets from Vault). Returns the regions newly recorded and each region's
     recorded state. The topology file must be written first."""
     core = build_core(load_settings(h.api.settings_env()), Redactor())
     try:
@@ -43,8 +43,11 @@ def prepare_stores(h: Harness) -> tuple[list[Region], list[RegionState]]:
     finally:
         core.engine.dispose()
     states = []
-    for region, runtime in h.runtimes.items():
-        store = build_region_store(load_settings(runtime.settings_env()), region, Redactor())
+    # The region schemas too with the API's login: a runtime's own may not migrate (nor read
+    # the database's owner password).
+    api = load_settings(h.api.settings_env())
+    for region in h.runtimes:
+        store = build_region_store(api, region, Redactor())
         try:
             states.append(prepare_region_store(store))
         finally:
