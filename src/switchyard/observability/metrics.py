@@ -149,6 +149,7 @@ class ControllerMetrics:
     step_seconds: Histogram
     dns_update_seconds: Histogram
     replication_gauges: ReplicationGauges
+    fence_unconfirmed: Counter
 
     @classmethod
     def create(
@@ -157,7 +158,18 @@ class ControllerMetrics:
         """``regions``: their fence counters start at 0, so the first unconfirmed fence is an
         increase an alert sees (a series born at 1 is not)."""
         registry = registry or CollectorRegistry()
+        fence_unconfirmed = Counter(
+            "switchyard_failover_fence_unconfirmed",
+            "Fence attempts the old primary's database did not record, by the proof the "
+            "failover went on with (none: held at the fence, not promoted)",
+            ["region", "proof"],
+            registry=registry,
+        )
+        for region in regions:
+            for proof in FENCE_UNCONFIRMED_PROOFS:
+                fence_unconfirmed.labels(region=region, proof=proof)
         return cls(
+            fence_unconfirmed=fence_unconfirmed,
             registry=registry,
             probe_ok=Gauge(
                 "switchyard_region_probe_ok",
@@ -175,23 +187,11 @@ class ControllerMetrics:
             leader=Gauge(
                 "switchyard_controller_leader",
                 "1 while this controller holds the leader lease",
-    fence_unconfirmed: Counter
                 ["vantage"],
                 registry=registry,
             ),
             decisions=Counter(
-        fence_unconfirmed = Counter(
-            "switchyard_failover_fence_unconfirmed",
-            "Fence attempts the old primary's database did not record, by the proof the "
-            "failover went on with (none: held at the fence, not promoted)",
-            ["region", "proof"],
-            registry=registry,
-        )
-        for region in regions:
-            for proof in FENCE_UNCONFIRMED_PROOFS:
-                fence_unconfirmed.labels(region=region, proof=proof)
                 "switchyard_decisions",
-            fence_unconfirmed=fence_unconfirmed,
                 "Loop decisions by reason code",
                 ["code"],
                 registry=registry,
@@ -236,12 +236,23 @@ class ControllerMetrics:
         self.step_seconds.labels(step=step.value, result="ok" if outcome.ok else "failed").observe(
             seconds
         )
+        detail = outcome.detail or {}
+        if step is Step.FENCE_SOURCE and detail.get("fence_confirmed") is False:
+            proof = detail.get("fence_proof")
+            self.fence_unconfirmed.labels(
+                region=record.source, proof=proof if isinstance(proof, str) else "none"
+            ).inc()
         if step is Step.UPDATE_DNS and outcome.ok and outcome.detail:
             for key, value in outcome.detail.items():
                 if key.endswith("_seconds") and isinstance(value, int | float):
                     self.dns_update_seconds.labels(provider=key.removesuffix("_seconds")).observe(
                         value
                     )
+
+
+# The ``proof`` label of ``switchyard_failover_fence_unconfirmed_total``: none while the
+# failover is held at the fence, else the proof it was promoted on (domain/fence.py).
+FENCE_UNCONFIRMED_PROOFS = ("none", "leases_revoked", "isolation_timeout")
 
 
 @dataclass(frozen=True)
@@ -258,12 +269,6 @@ class ReplicationGauges:
     snapshot_generation: Gauge
     snapshot_age: Gauge
     snapshot_behind: Gauge
-        detail = outcome.detail or {}
-        if step is Step.FENCE_SOURCE and detail.get("fence_confirmed") is False:
-            proof = detail.get("fence_proof")
-            self.fence_unconfirmed.labels(
-                region=record.source, proof=proof if isinstance(proof, str) else "none"
-            ).inc()
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ReplicationGauges:
@@ -271,11 +276,6 @@ class ReplicationGauges:
 
         def gauge(name: str, doc: str, labels: list[str]) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
-
-# The ``proof`` label of ``switchyard_failover_fence_unconfirmed_total``: none while the
-# failover is held at the fence, else the proof it was promoted on (domain/fence.py).
-FENCE_UNCONFIRMED_PROOFS = ("none", "leases_revoked", "isolation_timeout")
-
 
         return cls(
             lag_bytes=gauge(
