@@ -141,6 +141,7 @@ class IndexStore:
 
     def make_current(self, manifest_path: Path) -> None:
         relative = self._manifest_name(manifest_path)
+        self.inside(relative)
         tmp = self.inside(f".current.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(relative)
@@ -270,9 +271,11 @@ class IndexStore:
         return Segment(segment_id, documents, chunks, vectors, hnsw, terms)
 
     def _manifest_name(self, path: Path) -> str:
-        """``generations/<name>`` for a manifest path of this store; UnsafePathError if
-        ``path`` is anything else."""
-        if path.parent != self.generations or not MANIFEST_NAME.fullmatch(path.name):
+        """``generations/<name>`` for a manifest path of this store (spelled from the root as
+        given or resolved); UnsafePathError if ``path`` is anything else."""
+        folder = path.parent
+        ours = folder == self.generations or folder.resolve() == self.generations.resolve()
+        if not ours or not MANIFEST_NAME.fullmatch(path.name):
             raise UnsafePathError(f"{path} is not a manifest in {self.generations}")
         return f"generations/{path.name}"
 

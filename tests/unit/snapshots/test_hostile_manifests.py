@@ -21,15 +21,19 @@ from switchyard.adapters.objects_memory import InMemoryObjectStore
 from switchyard.dialog.chunking import CHUNKER_VERSION
 from switchyard.dialog.index import build_index
 from switchyard.dialog.live_index import LiveIndex
-from switchyard.dialog.store import IndexStore, ManifestError, UnsafePathError
+from switchyard.dialog.store import IndexStore, ManifestError, UnsafePathError, file_digest
 from switchyard.snapshots.layout import (
+    LATEST,
+    Pointer,
     SnapshotManifest,
     manifest_key,
     read_active,
     read_manifest,
 )
 from switchyard.snapshots.publish import publish
+from switchyard.snapshots.replicate import replicate
 from switchyard.snapshots.restore import Staged, restore_live
+from switchyard.snapshots.sync import sync_once
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -281,3 +285,53 @@ def _missing_segment(standby: Standby, generation: int) -> str:
     missing = [s.id for s in manifest.index.segments if not standby.store.has_segment(s.id)]
     assert missing
     return missing[0]
+
+
+def test_replication_and_sync_refuse_a_hostile_manifest_and_copy_nothing(
+    standby: Standby,
+) -> None:
+    """The control plane's ``snapshot sync`` (and ``snapshot replicate``) must not carry a
+    planted manifest, or its blobs, into the other regions' buckets."""
+    body = climbing_through_staging(standby.good_body(), standby.good + 1, 2, "outside/victim")
+    generation = standby.plant(body)
+    good = read_manifest(standby.bucket, standby.good)
+    pointer = Pointer(generation, good.index.content_digest, "region-a", NOW)
+    standby.bucket.put(LATEST, pointer.to_bytes())
+    other = InMemoryObjectStore("other", location="elsewhere", clock=lambda: NOW)
+
+    with pytest.raises(ManifestError) as refused:
+        replicate(standby.bucket, other, generation=generation)
+    synced = sync_once({"region-a": standby.bucket, "region-b": other}, "region-a", None)
+
+    assert refused.value.field == "manifest.index.segments[1].id"
+    assert [(s.region, s.ok) for s in synced] == [("region-b", False)]
+    assert "manifest.index.segments[1].id" in synced[0].sentence
+    assert list(other.list("")) == []
+
+
+def test_publishing_a_hostile_local_manifest_uploads_nothing(tmp_path: Path) -> None:
+    """A manifest on the publishing region's disk naming files outside its store (with their
+    true sizes and digests): ``snapshot publish`` would upload them to the bucket."""
+    embedder = HashEmbedder()
+    store = IndexStore(tmp_path / "source")
+    LiveIndex(build_index([], embedder), store).activate(build_index(numbered_docs(3), embedder))
+    secret = sentinel(tmp_path / "outside" / "secret")
+    current = store.current_path()
+    assert current is not None
+    body = json.loads(current.read_text())
+    climbing = "../../outside/secret"  # source/segments/../../outside/secret
+    body["segments"][0]["id"] = climbing
+    for f in body["segments"][0]["files"]:
+        name = f["path"].rsplit("/", 1)[1]
+        (secret / name).write_bytes(b"not for the bucket: " + name.encode())
+        f["path"] = f"segments/{climbing}/{name}"
+        f["size"] = (secret / name).stat().st_size
+        f["sha256"] = file_digest(secret / name)
+    current.write_text(json.dumps(body))
+    bucket = InMemoryObjectStore("bucket", location="here", clock=lambda: NOW)
+
+    with pytest.raises(ManifestError) as refused:
+        publish(store, bucket, region="region-a", now=lambda: NOW)
+
+    assert refused.value.field == "manifest.segments[0].id"
+    assert list(bucket.list("")) == []
