@@ -6,7 +6,6 @@ Nothing else in the package constructs clients, engines or settings.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +17,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from switchyard import __version__
+from switchyard.adapters.credential_keeper import CredentialKeeper, LeasedLogin
 from switchyard.adapters.credentials_vault import VaultCredentialLeases
 from switchyard.adapters.probes import ProbeClients
 from switchyard.adapters.secrets_vault import VaultSecretStore
+from switchyard.adapters.vault_session import VaultSession, auth_from_settings
 from switchyard.api.auth import TokenTable
 from switchyard.api.context import ApiContext
 from switchyard.controller.loop import Controller
@@ -43,7 +44,6 @@ from switchyard.dialog.runtime import DialogRuntime
 from switchyard.dialog.sessions import stored_documents
 from switchyard.dialog.store import IndexMismatchError, IndexStore
 from switchyard.dialog.tools import HttpTicketTool, ToolRegistry
-from switchyard.domain.credentials import DatabaseLease
 from switchyard.domain.region import Region, RegionRole, initial_epoch
 from switchyard.domain.secrets import Secret, SecretValue
 from switchyard.errors import ConfigError, TransientError
@@ -84,27 +84,48 @@ class Core:
     control_db_url: Secret  # carries the password from Vault
 
 
-def build_secret_store(settings: Settings, redactor: Redactor) -> VaultSecretStore:
-    return VaultSecretStore.from_settings(
-        settings.vault_addr,
+def build_vault_session(settings: Settings, redactor: Redactor) -> VaultSession:
+    """The process's Vault login (token or AppRole); builds without I/O, logs in on first use."""
+    auth = auth_from_settings(
         token=settings.vault_token,
         role_id=settings.vault_role_id,
         secret_id=settings.vault_secret_id,
-        mount=settings.vault_kv_mount,
-        redactor=redactor,
+    )
+    return VaultSession(settings.vault_addr, auth, redactor=redactor)
+
+
+def build_secret_store(
+    settings: Settings, redactor: Redactor, session: VaultSession | None = None
+) -> VaultSecretStore:
+    session = session or build_vault_session(settings, redactor)
+    return VaultSecretStore(
+        session.addr, session.auth, mount=settings.vault_kv_mount, session=session
     )
 
 
-def build_credential_leases(settings: Settings, redactor: Redactor) -> VaultCredentialLeases:
-    """Database logins from Vault's database engine (mounted at ``database/``), with the same
-    Vault login as the secret store. Builds without I/O; logs in on first use."""
-    return VaultCredentialLeases.from_settings(
-        settings.vault_addr,
-        token=settings.vault_token,
-        role_id=settings.vault_role_id,
-        secret_id=settings.vault_secret_id,
-        redactor=redactor,
-    )
+def build_credential_leases(
+    settings: Settings, redactor: Redactor, session: VaultSession | None = None
+) -> VaultCredentialLeases:
+    """Database logins from Vault's database engine (mounted at ``database/``), through
+    ``session`` (the secret store's login, so one token serves both). Builds without I/O."""
+    session = session or build_vault_session(settings, redactor)
+    return VaultCredentialLeases(session.addr, session.auth, session=session)
+
+
+def _vault_session(secrets: SecretStore) -> VaultSession | None:
+    """The Vault login behind ``secrets``, to share with other Vault adapters."""
+    return secrets.session if isinstance(secrets, VaultSecretStore) else None
+
+
+def start_credential_keeper(
+    name: str, secrets: SecretStore, *logins: LeasedLogin
+) -> CredentialKeeper:
+    """Keep the Vault token behind ``secrets`` (when it is Vault's) and ``logins`` alive, on a
+    daemon thread (see ``switchyard.adapters.credential_keeper``); stop it on shutdown."""
+    steps = [login.keep_alive for login in logins]
+    if isinstance(secrets, VaultSecretStore):
+        steps.insert(0, secrets.session.keep_alive)
+    return CredentialKeeper(name, steps).start()
 
 
 def build_core(settings: Settings, redactor: Redactor) -> Core:
@@ -174,6 +195,7 @@ class RegionStore:
     spec: RegionSpec
     engine: Engine
     url: Secret
+    login: LeasedLogin | None = None  # the leased login, when the engine logs in with one
 
 
 def build_region_store(settings: Settings, region: str, redactor: Redactor) -> RegionStore:
@@ -204,6 +226,7 @@ def _region_store(
     secrets: SecretStore,
     leases: CredentialLeases | None = None,
     *,
+    token_generation: Callable[[], int] = lambda: 0,
     statement_timeout_seconds: float | None = None,
 ) -> RegionStore:
     """The region's engine, logged in one of two ways, chosen by the caller:
@@ -218,7 +241,8 @@ def _region_store(
     address = URL.create("postgresql+psycopg", host=db.host, port=db.port, database=db.name)
     if leases is not None and db.lease_role is not None:
         url = Secret(address.render_as_string(hide_password=False))
-        return RegionStore(spec, _leased_engine(url, leases, db.lease_role), url)
+        engine, login = _leased_engine(url, leases, db.lease_role, token_generation)
+        return RegionStore(spec, engine, url, login)
     url = _with_credentials(address, secrets.read(db.credentials_secret))
     engine = make_engine(url.reveal(), statement_timeout_seconds=statement_timeout_seconds)
     return RegionStore(spec, engine, url)
@@ -237,40 +261,33 @@ def control_region_stores(topology: Topology, secrets: SecretStore) -> dict[str,
     }
 
 
-def _leased_engine(url: Secret, leases: CredentialLeases, role: str) -> Engine:
-    """An engine whose connections log in with one lease of ``role``, issued on the first
-    connection (so a runtime still starts while its database or Vault is down; until a lease
-    is issued every connection attempt tries again, failing with ``TransientError``).
+def _leased_engine(
+    url: Secret,
+    leases: CredentialLeases,
+    role: str,
+    token_generation: Callable[[], int] = lambda: 0,
+) -> tuple[Engine, LeasedLogin]:
+    """An engine whose connections log in with the current lease of ``role`` (a
+    ``LeasedLogin``), issued on the first connection (so a runtime still starts while its
+    database or Vault is down; until a lease is issued every connection attempt tries again,
+    failing with ``TransientError``).
 
-    Once issued, the lease is never replaced: after fencing revokes it, reconnecting fails
-    (the runtime answers 503 and is not ready) instead of quietly logging in again. Nor is it
-    renewed yet: it lives its TTL (1 h in the harness, renewable up to 24 h), then Vault
-    revokes it and the runtime is locked out until restarted. A renewer must stop at
-    ``NotFoundError`` (revoked: fenced).
+    The login lasts while a ``CredentialKeeper`` runs its ``keep_alive``: renewed at 2/3 of
+    the TTL, re-issued near ``max_ttl`` or after the Vault token changed, and then the pool is
+    disposed so new connections use the new login while those in use finish their request.
+    A lease Vault no longer knows (fencing revoked it, or it expired) is never replaced:
+    reconnecting fails (the runtime answers 503 and is not ready) until a restart.
     """
     engine = make_engine(url.reveal())
-    lock = threading.Lock()
-    issued: list[DatabaseLease] = []
+    login = LeasedLogin(leases, role, token_generation=token_generation, on_replaced=engine.dispose)
 
     @event.listens_for(engine, "do_connect")
     def _log_in(dialect: object, record: object, cargs: object, cparams: dict[str, object]) -> None:
-        with lock:
-            if not issued:
-                lease = leases.issue(role)
-                issued.append(lease)
-                log_event(
-                    _log,
-                    "region_store.lease_issued",
-                    role=role,
-                    lease_id=lease.lease_id,
-                    username=lease.username,
-                    ttl_seconds=lease.ttl_seconds,
-                )
-            lease = issued[0]
+        lease = login.login()
         cparams["user"] = lease.username
         cparams["password"] = lease.password.reveal()
 
-    return engine
+    return engine, login
 
 
 def prepare_region_store(store: RegionStore) -> RegionState:
@@ -290,6 +307,7 @@ class RuntimeParts:
     runtime: DialogRuntime
     host: str
     port: int
+    keeper: CredentialKeeper | None = None  # keeps the Vault token and database lease alive
 
 
 def build_runtime(
@@ -303,8 +321,14 @@ def build_runtime(
     start-up does not stop the runtime: it serves what it has and reports not ready.
     """
     spec = region_spec(settings, region)
-    secrets = build_secret_store(settings, redactor)
-    store = _region_store(spec, secrets, build_credential_leases(settings, redactor))
+    session = build_vault_session(settings, redactor)
+    secrets = build_secret_store(settings, redactor, session)
+    store = _region_store(
+        spec,
+        secrets,
+        build_credential_leases(settings, redactor, session),
+        token_generation=lambda: session.token_generation,
+    )
     embedder = embedder or MiniLmEmbedder()
     index_store = IndexStore(settings.data_dir / region / "index")
     index = LiveIndex(
@@ -331,7 +355,9 @@ def build_runtime(
         _snapshot_restorer(settings, region, secrets, index, embedder, runtime.retriever),
     )
     url = urlsplit(str(spec.runtime_url))
-    return RuntimeParts(app, runtime, url.hostname or "127.0.0.1", url.port or 80)
+    logins = [store.login] if store.login is not None else []
+    keeper = start_credential_keeper(f"credentials-{region}", secrets, *logins)
+    return RuntimeParts(app, runtime, url.hostname or "127.0.0.1", url.port or 80, keeper)
 
 
 def _open_index(
@@ -450,7 +476,11 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             regions=regions,
             checks=checks,
             gslb=gslb,
-            credentials=build_credential_leases(settings, redactor) if lease_roles else None,
+            credentials=(
+                build_credential_leases(settings, redactor, _vault_session(core.secrets))
+                if lease_roles
+                else None
+            ),
             lease_roles=lease_roles,
             clock=clock,
             step_timeout_seconds=loop.step_timeout_seconds,
@@ -478,7 +508,10 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             ),
         )
     )
-    return ControllerProcess(controller, metrics, clients, [regions.dispose, core.engine.dispose])
+    keeper = start_credential_keeper(f"credentials-{vantage}", core.secrets)
+    return ControllerProcess(
+        controller, metrics, clients, [keeper.stop, regions.dispose, core.engine.dispose]
+    )
 
 
 # -- change data capture -----------------------------------------------------------------------
