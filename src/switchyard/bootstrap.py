@@ -29,6 +29,7 @@ from switchyard.db import migrate
 from switchyard.db.engine import make_engine, unit_of_work
 from switchyard.db.region_state import RegionState, seed_region_state
 from switchyard.db.regions import ensure_regions
+from switchyard.dialog.admission import LaneLimits, ServingLimits
 from switchyard.dialog.app import create_runtime_app
 from switchyard.dialog.chunking import CHUNKER_VERSION
 from switchyard.dialog.documents import load_corpus, load_document
@@ -347,6 +348,7 @@ def build_runtime(
         tools=ToolRegistry([HttpTicketTool(settings.ticket_url)] if settings.ticket_url else []),
         metrics=DialogMetrics.create(api_metrics.registry),
         llm=_llm_gateway(settings, secrets),
+        limits=_serving_limits(settings),
     )
     app = create_runtime_app(
         runtime,
@@ -384,6 +386,15 @@ def _open_index(
     if reconciled is not index:
         store.save(reconciled)
     return reconciled
+
+
+def _serving_limits(settings: Settings) -> ServingLimits:
+    chat = LaneLimits(
+        max_concurrency=settings.chat_max_concurrency,
+        queue_size=settings.chat_queue_size,
+        queue_timeout_seconds=settings.chat_queue_timeout_seconds,
+    )
+    return ServingLimits(chat=chat)
 
 
 def _llm_gateway(settings: Settings, secrets: SecretStore) -> LlmGateway | None:

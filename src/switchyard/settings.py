@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     llm_max_concurrency: int = Field(default=4, ge=1, le=256)
     llm_queue_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     ticket_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Chat admission: this many chats at once, this many more waiting (each at most the
+    # timeout); beyond that 503 ``overloaded`` + Retry-After, before the probes could suffer.
+    # Sized for 2 cores; with an LLM configured, allow at least llm_max_concurrency.
+    chat_max_concurrency: int = Field(default=4, ge=1, le=256)
+    chat_queue_size: int = Field(default=8, ge=0, le=4096)
+    chat_queue_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
     def require_control_db_url(self) -> str:
         """The control database URL; ConfigError naming the variable when it is not set."""

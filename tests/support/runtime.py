@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from switchyard import __version__
 from switchyard.api.auth import TokenTable
+from switchyard.dialog.admission import ServingLimits
 from switchyard.dialog.app import create_runtime_app
 from switchyard.dialog.chunking import CHUNKER_VERSION
 from switchyard.dialog.embedding import MiniLmEmbedder
@@ -51,8 +52,10 @@ def runtime_app(
     llm: LlmGateway | None = None,
     store: IndexStore | None = None,
     snapshots: ObjectStore | None = None,
+    limits: ServingLimits | None = None,
 ) -> FastAPI:
-    """``snapshots``: the region's bucket; restores are gated by the demo golden questions."""
+    """``snapshots``: the region's bucket; restores are gated by the demo golden questions.
+    ``limits``: the runtime's lanes (default: ``ServingLimits()``, what settings default to)."""
     metrics = ApiMetrics.create(__version__)
     live = LiveIndex(index, store)
     runtime = DialogRuntime(
@@ -66,6 +69,7 @@ def runtime_app(
         tools=ToolRegistry(tools or []),
         metrics=DialogMetrics.create(metrics.registry),
         llm=llm,
+        limits=limits,
     )
     table = TokenTable.from_secret("test", {k: Secret(v) for k, v in TOKENS.items()})
     restorer = None

@@ -20,6 +20,16 @@ def test_valid_settings_bind_to_loopback_by_default() -> None:
     assert s.vault_role_id == "role-1"
 
 
+def test_chat_admission_defaults_fit_two_cores_and_can_be_set() -> None:
+    default = load_settings(BASE)
+    assert (default.chat_max_concurrency, default.chat_queue_size) == (4, 8)
+    assert default.chat_queue_timeout_seconds == 2.0
+    s = load_settings(
+        {**BASE, "SWITCHYARD_CHAT_MAX_CONCURRENCY": "16", "SWITCHYARD_CHAT_QUEUE_SIZE": "0"}
+    )
+    assert (s.chat_max_concurrency, s.chat_queue_size) == (16, 0)
+
+
 def test_settings_repr_hides_the_vault_secret() -> None:
     s = load_settings(BASE)
     assert "s3cr3t-approle-id" not in repr(s)
@@ -36,6 +46,9 @@ def test_settings_repr_hides_the_vault_secret() -> None:
         ({"SWITCHYARD_CONTROL_DB_URL": "mysql://h/db"}, "SWITCHYARD_CONTROL_DB_URL"),
         ({"SWITCHYARD_CONTROL_DB_URL": "::not a url::"}, "SWITCHYARD_CONTROL_DB_URL"),
         ({"SWITCHYARD_VAULT_TOKEN": "tok"}, "SWITCHYARD_VAULT_TOKEN"),
+        ({"SWITCHYARD_CHAT_MAX_CONCURRENCY": "0"}, "SWITCHYARD_CHAT_MAX_CONCURRENCY"),
+        ({"SWITCHYARD_CHAT_QUEUE_SIZE": "-1"}, "SWITCHYARD_CHAT_QUEUE_SIZE"),
+        ({"SWITCHYARD_CHAT_QUEUE_TIMEOUT_SECONDS": "0"}, "SWITCHYARD_CHAT_QUEUE_TIMEOUT_SECONDS"),
     ],
 )
 def test_invalid_values_name_the_variable(override: dict[str, str], field: str) -> None:

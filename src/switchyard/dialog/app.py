@@ -4,6 +4,10 @@ Routes parse, call ``DialogRuntime`` and map its errors; problem details come fr
 handlers as the control-plane API. ``POST /v1/chat`` and ``GET /v1/sessions/{id}`` need no
 token: a session id is an unguessable capability held by the end user's client. Adding
 documents and restoring a snapshot need an operator token.
+
+Load must not look like death: ``/healthz`` answers on the event loop and never waits for a
+thread; ``/readyz`` and the canary run on their own threads; chat beyond its lane's limit is
+shed with 503 ``overloaded`` and ``Retry-After`` (see :mod:`switchyard.dialog.admission`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -58,15 +63,16 @@ def _runtime(request: Request) -> DialogRuntime:
 
 
 @router.get("/healthz", tags=["health"])
-def healthz() -> dict[str, str]:
-    """Alive: the process answers. Says nothing about its dependencies."""
+async def healthz() -> dict[str, str]:
+    """Alive: the process answers. Says nothing about its dependencies. ``async`` on purpose:
+    it runs on the event loop, so no amount of work queued for threads can delay it."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", tags=["health"], response_model=ReadyOut)
 async def readyz(request: Request) -> JSONResponse:
     runtime = _runtime(request)
-    r = await run_in_threadpool(runtime.readiness)
+    r = await runtime.current_readiness()
     body = ReadyOut(
         ready=r.ready,
         region=runtime.region,
@@ -81,7 +87,8 @@ async def readyz(request: Request) -> JSONResponse:
 @router.post("/v1/chat", tags=["dialog"], response_model=ChatResponse)
 async def chat(body: ChatRequest, request: Request) -> ChatResponse:
     """One user message → the answer with its citations. 503 ``region_standby`` on a region
-    that is not primary (clients retry: GSLB moves them to the primary)."""
+    that is not primary (clients retry: GSLB moves them to the primary); 503 ``overloaded``
+    with ``Retry-After`` when more chats arrive than the runtime takes on."""
     reply = await _runtime(request).chat(body.session_id, body.message)
     return ChatResponse(
         session_id=reply.session_id,
@@ -154,7 +161,7 @@ async def canary(
     """Answer ``q`` without a session (deep probes); works on a standby too."""
     if not q.strip():
         raise ApiError(422, "validation_failed", "query.q: must not be blank", field="query.q")
-    r = await run_in_threadpool(_runtime(request).canary, q.strip())
+    r = await _runtime(request).canary(q.strip())
     return CanaryOut(
         query=r.query,
         answer=r.answer.text,
@@ -247,10 +254,17 @@ def create_runtime_app(
 ) -> FastAPI:
     """``restorer``: restores a snapshot generation into the live index (None: this runtime has
     no snapshot bucket configured, and restore requests are refused)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
     app = FastAPI(
         title=f"Switchyard dialog runtime ({runtime.region})",
         version=__version__,
         description="Chat with cited answers, sessions, documents, and a canary for deep probes.",
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.tokens = tokens

@@ -2,8 +2,10 @@
 
 It wires the pure parts (intent classification, the dialog manager, retrieval, extractive
 answering) to the I/O (the region's database, the index on disk, the LLM gateway, tools).
-CPU work and blocking database calls run in the thread pool so the event loop stays free for
-other requests and the LLM and tool calls, which are async.
+CPU work and blocking database calls run on threads so the event loop stays free for other
+requests and the LLM and tool calls, which are async. Each kind of request has its own lane
+(:mod:`switchyard.dialog.admission`): chat is admitted up to a limit and shed beyond it, the
+canary has its own small lane, and readiness its own thread, so chat load never queues a probe.
 
 A chat turn is three phases, so no database transaction is held open while answering:
 (1) read the region's role and the session (refuse early on a standby), (2) answer,
@@ -13,6 +15,7 @@ turn meanwhile, and append both turns stamped with the epoch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -22,12 +25,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from switchyard.db import migrate
 from switchyard.db.engine import unit_of_work
 from switchyard.db.region_state import RegionState, read_region_state
 from switchyard.dialog import sessions
+from switchyard.dialog.admission import Lane, LaneLimits, ServingLimits, ShedReason
 from switchyard.dialog.answering import extractive_answer
 from switchyard.dialog.documents import load_document
 from switchyard.dialog.embedding import Embedder
@@ -112,6 +115,7 @@ class DialogRuntime:
         tools: ToolRegistry,
         metrics: DialogMetrics,
         llm: LlmGateway | None = None,
+        limits: ServingLimits | None = None,
     ) -> None:
         self.region = region
         self.engine = engine
@@ -124,11 +128,34 @@ class DialogRuntime:
         self.metrics = metrics
         self.llm = llm
         self.expected_revision = migrate.head_revision(schema=migrate.REGION)
+        limits = limits or ServingLimits()
+        self.chat_lane = self._lane("chat", limits.chat)
+        self.canary_lane = self._lane("canary", limits.canary)
+        # One thread; concurrent probes share the read in flight (``current_readiness``).
+        self._readiness_lane = Lane("readiness", LaneLimits(1, 0, 1.0))
+        self._readiness: asyncio.Future[Readiness] | None = None
         self.observe_index()
+
+    def _lane(self, name: str, limits: LaneLimits) -> Lane:
+        lane = Lane(name, limits, on_change=self._observe_lane, on_shed=self._observe_shed)
+        self._observe_lane(lane)
+        for reason in ShedReason:
+            self.metrics.shed.labels(name, reason.value)  # every series from the start
+        return lane
+
+    def close(self) -> None:
+        """Let the lanes' threads end (the server is stopping)."""
+        for lane in (self.chat_lane, self.canary_lane, self._readiness_lane):
+            lane.close()
 
     # -- chat ---------------------------------------------------------------------------------
 
     async def chat(self, session_id: uuid.UUID | None, message: str) -> ChatReply:
+        """One turn, admitted by the chat lane: ``Overloaded`` (503) when it is full."""
+        async with self.chat_lane.admit():
+            return await self._chat(session_id, message)
+
+    async def _chat(self, session_id: uuid.UUID | None, message: str) -> ChatReply:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         is_new = session_id is None
@@ -234,9 +261,14 @@ class DialogRuntime:
 
     # -- canary -------------------------------------------------------------------------------
 
-    def canary(self, query: str) -> CanaryReply:
+    async def canary(self, query: str) -> CanaryReply:
         """Answer ``query`` without touching any session: what a deep probe asks, on a
-        standby too. The role is read from the database, so a probe also checks it."""
+        standby too. The role is read from the database, so a probe also checks it.
+        Runs in the canary's own lane: chat load never queues it, a probe flood is shed."""
+        async with self.canary_lane.admit():
+            return await self.canary_lane.run(lambda: self._canary(query))
+
+    def _canary(self, query: str) -> CanaryReply:
         started = time.perf_counter()
         index = self.index.current
         retrieval = self.retriever.retrieve(index, query)
@@ -319,6 +351,15 @@ class DialogRuntime:
 
     # -- readiness ----------------------------------------------------------------------------
 
+    async def current_readiness(self) -> Readiness:
+        """``readiness()`` on its own thread; probes arriving while one read is in flight share
+        its result, so a burst of probes costs one database round trip."""
+        pending, loop = self._readiness, asyncio.get_running_loop()
+        if pending is None or pending.done() or pending.get_loop() is not loop:
+            pending = asyncio.ensure_future(self._readiness_lane.run(self.readiness))
+            self._readiness = pending
+        return await asyncio.shield(pending)
+
     def readiness(self) -> Readiness:
         """Read what readiness depends on (one connection), then judge it: ``assess_readiness``."""
         index = self.index.current
@@ -348,7 +389,7 @@ class DialogRuntime:
     async def _timed(self, timings: dict[str, float], stage: str, fn: Callable[[], T]) -> T:
         start = time.perf_counter()
         try:
-            return await run_in_threadpool(fn)
+            return await self.chat_lane.run(fn)
         finally:
             elapsed = time.perf_counter() - start
             timings[stage] = round(elapsed * 1000, 3)
@@ -359,6 +400,14 @@ class DialogRuntime:
         info = self.index.current.info
         self.metrics.index_generation.set(info.generation)
         self.metrics.index_chunks.set(info.chunks)
+
+    def _observe_lane(self, lane: Lane) -> None:
+        self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
+        self.metrics.queued.labels(lane.name).set(lane.waiting)
+
+    def _observe_shed(self, lane: Lane, reason: ShedReason) -> None:
+        # Counted, not logged: under overload a line per refusal would add to the load.
+        self.metrics.shed.labels(lane.name, reason.value).inc()
 
     def _observe_state(self, state: RegionState) -> None:
         self.metrics.epoch.set(state.epoch)

@@ -58,8 +58,8 @@ class ApiMetrics:
 class DialogMetrics:
     """The dialog runtime's own metrics, on the registry of its ``ApiMetrics``.
 
-    Labels: ``kind`` (answer kind), ``stage``, ``tool`` and ``result`` come from fixed sets;
-    nothing per session or per query.
+    Labels: ``kind`` (answer kind), ``stage``, ``tool``, ``result``, ``lane`` (chat, canary)
+    and ``reason`` come from fixed sets; nothing per session or per query.
     """
 
     answers: Counter
@@ -72,6 +72,9 @@ class DialogMetrics:
     llm_in_flight: Gauge
     llm_waiting: Gauge
     tool_calls: Counter
+    in_flight: Gauge
+    queued: Gauge
+    shed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DialogMetrics:
@@ -130,6 +133,25 @@ class DialogMetrics:
                 "switchyard_dialog_tool_calls",
                 "Tool handler calls, by tool and result (ok or an error code)",
                 ["tool", "result"],
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                "switchyard_dialog_requests_in_flight",
+                "Requests admitted and being served, by lane (chat, canary)",
+                ["lane"],
+                registry=registry,
+            ),
+            queued=Gauge(
+                "switchyard_dialog_requests_queued",
+                "Requests waiting for a slot, by lane",
+                ["lane"],
+                registry=registry,
+            ),
+            shed=Counter(
+                "switchyard_dialog_requests_shed",
+                "Requests refused with 503 overloaded, by lane and reason (queue_full, "
+                "queue_timeout)",
+                ["lane", "reason"],
                 registry=registry,
             ),
         )
