@@ -266,6 +266,15 @@ class Controller:
         except (TransientError, FencingError) as exc:
             log_event(_log, "controller.refence_failed", region=region, reason=str(exc))
             return
+        log_event(
+            _log,
+            "controller.refence",
+            level=logging.WARNING,
+            region=region,
+            role=role.value,
+            epoch=epoch,
+            new_epoch=fence.record,
+        )
         p.store.audit(
             actor=p.vantage,
             action="region.refence",
