@@ -51,6 +51,7 @@ RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 PATH_PART = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_]{1,40}")
 
 INDEX_KEYS = ("format", *IndexInfo.__dataclass_fields__, "segments")
 
@@ -210,7 +211,9 @@ class Fields:
             raise ManifestError(where, path, "must be a JSON object")
         unknown = sorted(k for k in raw if k not in keys)
         if unknown:
-            raise ManifestError(where, path, f"has an unknown field {unknown[0][:40]!r}")
+            # A key is named only when it is a plain one: it is hostile input too.
+            named = f" {unknown[0]!r}" if _PLAIN_KEY.fullmatch(unknown[0]) else ""
+            raise ManifestError(where, path, f"has an unknown field{named}")
         self._raw: dict[str, object] = raw
         self.where = where
         self.path = path

@@ -335,3 +335,24 @@ def test_publishing_a_hostile_local_manifest_uploads_nothing(tmp_path: Path) -> 
 
     assert refused.value.field == "manifest.segments[0].id"
     assert list(bucket.list("")) == []
+
+
+def test_a_refusal_never_repeats_the_hostile_value(standby: Standby) -> None:
+    """The message goes to logs and API answers: it names the field and what is wrong, and
+    leaves out what the attacker wrote (terminal escapes, forged log lines)."""
+    forged = "\x1b[2J\nlevel=info event=restore.ok"
+    in_model_id = standby.good_body()
+    in_model_id["index"]["model_id"] = forged
+    as_a_key = standby.good_body()
+    as_a_key["index"]["segments"][0][forged] = 1
+    cases = {"manifest.index.model_id": in_model_id, "manifest.index.segments[0]": as_a_key}
+
+    for n, (field, body) in enumerate(cases.items(), start=1):
+        body["generation"] = standby.good + n
+        standby.bucket.put(manifest_key(standby.good + n), json.dumps(body).encode())
+        with pytest.raises(ManifestError) as refused:
+            standby.restore(standby.good + n)
+
+        assert refused.value.field == field
+        assert "restore.ok" not in str(refused.value)
+        assert "\x1b" not in str(refused.value)
