@@ -38,7 +38,7 @@ from switchyard.domain.failover import (
     Submitted,
     check_target,
 )
-from switchyard.domain.health import Observation
+from switchyard.domain.health import Observation, last_seen_alive
 from switchyard.domain.region import Region, RegionRole, state_change_refusal
 from switchyard.domain.saga import (
     FINISHED,
@@ -206,6 +206,12 @@ class InMemoryControlStore:
         with self._lock:
             self._check()
             return sorted((o for o in self._observations if o.at >= since), key=lambda o: o.at)
+
+    def last_good_observation(self, region: str, since: datetime) -> datetime | None:
+        _aware(since)
+        with self._lock:
+            self._check()
+            return last_seen_alive((o for o in self._observations if o.at >= since), region)
 
     def regions(self) -> list[Region]:
         with self._lock:

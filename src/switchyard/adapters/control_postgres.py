@@ -74,6 +74,11 @@ class PostgresControlStore:
         with self._work() as session:
             return control.observations_since(session=session, since=since)
 
+    def last_good_observation(self, region: str, since: datetime) -> datetime | None:
+        _aware(since)
+        with self._work() as session:
+            return control.last_good_observation(session=session, region=region, since=since)
+
     def regions(self) -> list[Region]:
         with self._work() as session:
             return list_regions(session=session)

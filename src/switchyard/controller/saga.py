@@ -18,7 +18,6 @@ from switchyard.controller.gslb import answers, route_to, verify_answers
 from switchyard.domain.audit import JsonObject
 from switchyard.domain.dns import single
 from switchyard.domain.fence import FenceVerdict, fence_verdict
-from switchyard.domain.health import last_seen_alive
 from switchyard.domain.lease import Lease
 from switchyard.domain.region import RegionRole
 from switchyard.domain.replication import loss_at_fence
@@ -316,7 +315,7 @@ class SagaRunner:
         since = now - timeout
         alive = None
         if not (database_fenced or leases_revoked):
-            alive = last_seen_alive(self._p.store.observations_since(since), record.source)
+            alive = self._p.store.last_good_observation(record.source, since)
         return fence_verdict(
             source=record.source,
             database_fenced=database_fenced,

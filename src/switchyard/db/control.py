@@ -379,6 +379,18 @@ def record_observations(*, session: Session, observations: Sequence[Observation]
     )
 
 
+def last_good_observation(*, session: Session, region: str, since: datetime) -> datetime | None:
+    """The newest time at or after ``since`` that any probe of ``region`` succeeded."""
+    newest: datetime | None = session.execute(
+        select(func.max(probe_observations.c.observed_at)).where(
+            probe_observations.c.region == region,
+            probe_observations.c.ok,
+            probe_observations.c.observed_at >= since,
+        )
+    ).scalar_one()
+    return newest
+
+
 def observations_since(*, session: Session, since: datetime) -> list[Observation]:
     """Every observation at or after ``since``, oldest first (ties in insertion order)."""
     rows = session.execute(

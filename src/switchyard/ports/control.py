@@ -79,6 +79,12 @@ class ControlStore(Protocol):
         """Every observation with ``at >= since``, oldest first."""
         ...
 
+    def last_good_observation(self, region: str, since: datetime) -> datetime | None:
+        """The newest ``at >= since`` of a successful observation of ``region`` (any vantage,
+        any kind); None when there is none. One cheap read: the fence step asks it every
+        cycle while it waits out the isolation timeout."""
+        ...
+
     def regions(self) -> list[Region]: ...
 
     def pending_intents(self) -> list[Intent]:
