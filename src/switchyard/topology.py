@@ -150,9 +150,9 @@ class FailoverSpec(_Frozen):
     step_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     lease_ttl_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
     # When neither the old primary's database recorded the fence nor Vault revoked its
-    # runtime's logins, promote only after nobody had a good answer from it for this long.
-    # Set it to at least the TTL of the runtime's database credentials (1 h in the harness):
-    # a runtime cut off that long holds no login to write with.
+    # runtime's logins, promote only after nothing of it answered a probe for this long. Set
+    # it to at least the longest a cut-off runtime keeps its database login (the runtime's
+    # contact timeout plus one credential TTL): a runtime cut off that long cannot write.
     isolation_timeout_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
 
     @model_validator(mode="after")

@@ -599,21 +599,22 @@ def test_observations_round_trip_oldest_first(control: ControlRig) -> None:
     assert store.observations_since(at(3)) == []
 
 
-def test_the_last_good_observation_of_a_region_from_any_vantage(control: ControlRig) -> None:
+def test_the_last_answer_of_a_region_from_any_vantage(control: ControlRig) -> None:
     store = control.store
     store.record_observations(
         [
             Observation("v1", A, "http", True, "ok", "200", at(1)),
-            Observation("v2", A, "readiness", True, "ok", "ready", at(2)),
+            Observation("v2", A, "readiness", False, "http_status", "503", at(2)),  # answered
             Observation("v1", A, "http", False, "timeout", "no answer", at(3)),
-            Observation("v1", B, "http", True, "ok", "200", at(4)),
+            Observation("v2", A, "tcp", False, "connect_refused", "refused", at(4)),
+            Observation("v1", B, "http", True, "ok", "200", at(5)),
         ]
     )
 
-    assert store.last_good_observation(A, at(0)) == at(2)
-    assert store.last_good_observation(A, at(3)) is None  # only failures since
-    assert store.last_good_observation(B, at(0)) == at(4)
-    assert store.last_good_observation("region-z", at(0)) is None
+    assert store.last_answer_at(A, at(0)) == at(2)
+    assert store.last_answer_at(A, at(3)) is None  # no answer since
+    assert store.last_answer_at(B, at(0)) == at(5)
+    assert store.last_answer_at("region-z", at(0)) is None
 
 
 def test_naive_times_are_refused(control: ControlRig) -> None:

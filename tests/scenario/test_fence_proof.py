@@ -1,5 +1,5 @@
 """An unplanned failover promotes only once the old primary has provably stopped taking writes:
-its database recorded the fence, Vault revoked its logins, or nobody had a good answer from it
+its database recorded the fence, Vault revoked its logins, or nothing of it answered a probe
 for the isolation timeout. Until then the fence step is retried every cycle, saying why. And the
 RPO at the fence comes from CDC positions when they are known."""
 

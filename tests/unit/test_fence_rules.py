@@ -4,6 +4,7 @@ the drill report's ``fence_proof``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -71,7 +72,7 @@ def test_without_either_the_source_must_have_been_silent_for_the_isolation_timeo
 def test_no_good_answer_in_the_whole_span_searched_is_silence_that_long() -> None:
     proof, reason, _ = verdict(alive=None)
     assert proof is FenceProof.ISOLATION_TIMEOUT
-    assert "no good answer from region-a since" in reason
+    assert "nothing of region-a answered since" in reason
 
 
 def obs(vantage: str, region: str, ok: bool, seconds_ago: float, kind: str = "http") -> Observation:
@@ -79,16 +80,23 @@ def obs(vantage: str, region: str, ok: bool, seconds_ago: float, kind: str = "ht
     return Observation(vantage, region, kind, ok, "ok" if ok else "timeout", "", at)
 
 
-def test_last_seen_alive_is_the_newest_good_answer_from_any_vantage() -> None:
+def test_last_seen_alive_is_the_newest_answer_from_any_vantage() -> None:
     observations = [
         obs("witness", "region-a", True, 30),
-        obs("witness", "region-a", False, 10),
+        obs("witness", "region-a", False, 10),  # timed out: no answer
         obs("region-b", "region-a", True, 20, kind=READINESS),  # readiness counts too
         obs("region-b", "region-a", False, 5),
         obs("witness", "region-b", True, 1),  # another region
     ]
     assert last_seen_alive(observations, "region-a") == NOW - timedelta(seconds=20)
     assert last_seen_alive([o for o in observations if not o.ok], "region-a") is None
+
+    # A failure that something answered (503, wrong canary answer) is a sign of life too.
+    refused = replace(obs("witness", "region-a", False, 3), code="connect_refused")
+    status = replace(obs("witness", "region-a", False, 8, kind="canary"), code="not_cited")
+    assert last_seen_alive([*observations, refused, status], "region-a") == NOW - timedelta(
+        seconds=8
+    )
 
 
 EXAMPLE = repo_root() / "config" / "topology.example.yaml"

@@ -207,7 +207,7 @@ class InMemoryControlStore:
             self._check()
             return sorted((o for o in self._observations if o.at >= since), key=lambda o: o.at)
 
-    def last_good_observation(self, region: str, since: datetime) -> datetime | None:
+    def last_answer_at(self, region: str, since: datetime) -> datetime | None:
         _aware(since)
         with self._lock:
             self._check()

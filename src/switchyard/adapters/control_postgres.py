@@ -74,10 +74,10 @@ class PostgresControlStore:
         with self._work() as session:
             return control.observations_since(session=session, since=since)
 
-    def last_good_observation(self, region: str, since: datetime) -> datetime | None:
+    def last_answer_at(self, region: str, since: datetime) -> datetime | None:
         _aware(since)
         with self._work() as session:
-            return control.last_good_observation(session=session, region=region, since=since)
+            return control.last_answer_at(session=session, region=region, since=since)
 
     def regions(self) -> list[Region]:
         with self._work() as session:

@@ -70,7 +70,7 @@ class SagaParts:
     # CDC lag between regions; a planned switchover waits for the target to apply everything
     # the source wrote up to its fence. None: no CDC (the wait compares stored turns instead).
     replication: ReplicationMonitor | None = None
-    # An unconfirmed fence proves the source stopped only after nobody had a good answer
+    # An unconfirmed fence proves the source stopped only after nobody had any answer
     # from it for this long (the topology's ``failover.isolation_timeout_seconds``).
     isolation_timeout_seconds: float = 3600.0
 
@@ -240,7 +240,7 @@ class SagaRunner:
         A planned switchover demotes the source to standby (it lost nothing); otherwise it is
         fenced. The step succeeds only with a proof that the source stopped taking writes
         (``domain/fence.py``): its database recorded the fence, Vault revoked its logins, or
-        nobody had a good answer from it for the isolation timeout. Without one it fails,
+        nothing of it answered a probe for the isolation timeout. Without one it fails,
         saying why, and is retried every cycle: the target is never promoted unfenced.
         """
         p = self._p
@@ -315,7 +315,7 @@ class SagaRunner:
         since = now - timeout
         alive = None
         if not (database_fenced or leases_revoked):
-            alive = self._p.store.last_good_observation(record.source, since)
+            alive = self._p.store.last_answer_at(record.source, since)
         return fence_verdict(
             source=record.source,
             database_fenced=database_fenced,

@@ -46,7 +46,7 @@ from switchyard.domain.failover import (
     Submitted,
     check_target,
 )
-from switchyard.domain.health import Observation
+from switchyard.domain.health import NO_ANSWER, Observation
 from switchyard.domain.saga import DrillRecord
 from switchyard.errors import ConflictError, FencingError, NotFoundError
 from switchyard.ports.control import LoopStatus
@@ -379,13 +379,15 @@ def record_observations(*, session: Session, observations: Sequence[Observation]
     )
 
 
-def last_good_observation(*, session: Session, region: str, since: datetime) -> datetime | None:
-    """The newest time at or after ``since`` that any probe of ``region`` succeeded."""
+def last_answer_at(*, session: Session, region: str, since: datetime) -> datetime | None:
+    """The newest time at or after ``since`` that ``region`` answered a probe
+    (``domain.health.answered``)."""
+    o = probe_observations.c
     newest: datetime | None = session.execute(
-        select(func.max(probe_observations.c.observed_at)).where(
-            probe_observations.c.region == region,
-            probe_observations.c.ok,
-            probe_observations.c.observed_at >= since,
+        select(func.max(o.observed_at)).where(
+            o.region == region,
+            o.observed_at >= since,
+            o.ok | o.code.not_in(sorted(NO_ANSWER)),
         )
     ).scalar_one()
     return newest

@@ -6,9 +6,11 @@ An unplanned failover may promote the target only with one of three proofs:
   refused (the runtime checks the role inside each write);
 - ``leases_revoked``: Vault revoked every database login of the source's runtime, which ends
   its connections and its ability to log in again;
-- ``isolation_timeout``: nobody has had a good answer from the source for at least the
-  isolation timeout, which the topology sets to at least the runtime's database credential
-  TTL: a runtime cut off that long has no login left to write with.
+- ``isolation_timeout``: nothing of the source has answered any vantage point's probe for at
+  least the isolation timeout, which the topology sets to at least the longest a cut-off
+  runtime keeps a database login (it stops renewing when controllers stop probing it, then
+  the login lapses within one TTL): a runtime cut off that long has no login left to write
+  with.
 
 Without one of them the fence step fails and stays resumable: every cycle tries the database
 and Vault again and re-measures the wait. Promoting anyway could leave two primaries.
@@ -49,7 +51,7 @@ def fence_verdict(
 ) -> FenceVerdict:
     """Which proof holds, strongest first.
 
-    ``last_seen_alive`` is the newest good answer from the source found in the observations
+    ``last_seen_alive`` is the newest answer from the source found in the observations
     since ``searched_since``; None means none in that span, so it is at least that old.
     """
     if database_fenced:
@@ -62,7 +64,7 @@ def fence_verdict(
     promotable_at = anchor + isolation_timeout
     limit = f"isolation timeout {isolation_timeout.total_seconds():.0f} s"
     seen = (
-        f"no good answer from {source} since {searched_since.isoformat()}"
+        f"nothing of {source} answered since {searched_since.isoformat()}"
         if last_seen_alive is None
         else f"{source} last answered at {last_seen_alive.isoformat()}"
     )

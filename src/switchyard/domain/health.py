@@ -182,11 +182,22 @@ def failure_onset(
     return min(onsets) if onsets else None
 
 
-def last_seen_alive(observations: Iterable[Observation], region: str) -> datetime | None:
-    """The newest round in which any vantage point got any good answer from ``region``.
+# Probe codes that mean nothing answered; every other code, failures included, came from it.
+NO_ANSWER = frozenset({"timeout", "connect_refused"})
 
-    Any probe counts, readiness included: whatever answered may still be taking writes. This
-    is never earlier than the last time a quorum saw it healthy, so a wait measured from here
-    is at least as long. None when no observation of ``region`` was good.
+
+def answered(o: Observation) -> bool:
+    """Whether the probe reached something of its region that answered (a 503 did)."""
+    return o.ok or o.code not in NO_ANSWER
+
+
+def last_seen_alive(observations: Iterable[Observation], region: str) -> datetime | None:
+    """The newest round in which any vantage point got any answer from ``region``.
+
+    Any probe counts, readiness included, and a failed one too when something answered it (a
+    503, a wrong canary answer, a database error): whatever answers may still be taking
+    writes, and a runtime that answers probes is in contact with the control plane (it keeps
+    renewing its login). This is never earlier than the last time a quorum saw it healthy,
+    so a wait measured from here is at least as long. None when nothing answered.
     """
-    return max((o.at for o in observations if o.region == region and o.ok), default=None)
+    return max((o.at for o in observations if o.region == region and answered(o)), default=None)

@@ -16,7 +16,7 @@ bound unless ``rpo_exact``), else the source's newest turns compared by key (``k
 
 ``fence_proof`` says why the source was known to have stopped taking writes before the target
 was promoted: ``database`` (its database recorded the fence), ``leases_revoked`` (Vault revoked
-its runtime's logins) or ``isolation_timeout`` (nobody had a good answer from it for that long).
+its runtime's logins) or ``isolation_timeout`` (nothing of it answered a probe for that long).
 """
 
 from __future__ import annotations

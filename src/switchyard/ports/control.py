@@ -79,10 +79,11 @@ class ControlStore(Protocol):
         """Every observation with ``at >= since``, oldest first."""
         ...
 
-    def last_good_observation(self, region: str, since: datetime) -> datetime | None:
-        """The newest ``at >= since`` of a successful observation of ``region`` (any vantage,
-        any kind); None when there is none. One cheap read: the fence step asks it every
-        cycle while it waits out the isolation timeout."""
+    def last_answer_at(self, region: str, since: datetime) -> datetime | None:
+        """The newest ``at >= since`` of an observation in which ``region`` answered (any
+        vantage, any kind, ok or not: ``domain.health.answered``); None when there is none.
+        One cheap read: the fence step asks it every cycle while it waits out the isolation
+        timeout."""
         ...
 
     def regions(self) -> list[Region]: ...
