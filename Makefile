@@ -4,13 +4,13 @@ PY     := $(VENV)/bin/python
 SY     := $(VENV)/bin/switchyard
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap up down status demo test test-fast lint typecheck bench bench-dialog bench-failover bench-probes bench-dns bench-cdc bench-snapshot clean
+.PHONY: help bootstrap up down status demo test test-fast test-faults lint typecheck bench bench-dialog bench-failover bench-probes bench-dns bench-cdc bench-snapshot clean
 
 help:
 	@echo "make demo      start both regions' infrastructure and the API; show where everything is"
 	@echo "make test      lint, type-check and run every test against real servers"
 	@echo "make up|down|status   the local infrastructure harness"
-	@echo "make lint | typecheck | test-fast (unit tests only) | bench | bench-dialog | bench-failover | bench-probes | bench-dns | bench-cdc | bench-snapshot | clean (delete .local data)"
+	@echo "make lint | typecheck | test-fast (unit tests only) | test-faults (fault-history schedules) | bench | bench-dialog | bench-failover | bench-probes | bench-dns | bench-cdc | bench-snapshot | clean (delete .local data)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -39,6 +39,13 @@ test: lint typecheck
 
 test-fast: bootstrap
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+# The fault-history test with more schedules than `make test` runs (one): each a fresh
+# private harness, about two minutes. SWITCHYARD_FAULT_SEED picks the schedules.
+FAULT_SCHEDULES ?= 4
+test-faults: bootstrap
+	SWITCHYARD_FAULT_SCHEDULES=$(FAULT_SCHEDULES) $(VENV)/bin/pytest -s \
+		tests/unit/test_history_checker.py tests/e2e/test_fault_history.py $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) bench/harness_startup.py
