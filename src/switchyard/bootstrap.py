@@ -32,6 +32,7 @@ from switchyard.db.regions import ensure_regions
 from switchyard.dialog.admission import LaneLimits, ServingLimits
 from switchyard.dialog.app import create_runtime_app
 from switchyard.dialog.chunking import CHUNKER_VERSION
+from switchyard.dialog.contact import ContactMiddleware, ControlPlaneContact
 from switchyard.dialog.documents import load_corpus, load_document
 from switchyard.dialog.embedding import Embedder, MiniLmEmbedder
 from switchyard.dialog.golden import load_golden
@@ -228,6 +229,7 @@ def _region_store(
     leases: CredentialLeases | None = None,
     *,
     token_generation: Callable[[], int] = lambda: 0,
+    withheld: Callable[[], str | None] = lambda: None,
     statement_timeout_seconds: float | None = None,
 ) -> RegionStore:
     """The region's engine, logged in one of two ways, chosen by the caller:
@@ -242,7 +244,7 @@ def _region_store(
     address = URL.create("postgresql+psycopg", host=db.host, port=db.port, database=db.name)
     if leases is not None and db.lease_role is not None:
         url = Secret(address.render_as_string(hide_password=False))
-        engine, login = _leased_engine(url, leases, db.lease_role, token_generation)
+        engine, login = _leased_engine(url, leases, db.lease_role, token_generation, withheld)
         return RegionStore(spec, engine, url, login)
     url = _with_credentials(address, secrets.read(db.credentials_secret))
     engine = make_engine(url.reveal(), statement_timeout_seconds=statement_timeout_seconds)
@@ -267,6 +269,7 @@ def _leased_engine(
     leases: CredentialLeases,
     role: str,
     token_generation: Callable[[], int] = lambda: 0,
+    withheld: Callable[[], str | None] = lambda: None,
 ) -> tuple[Engine, LeasedLogin]:
     """An engine whose connections log in with the current lease of ``role`` (a
     ``LeasedLogin``), issued on the first connection (so a runtime still starts while its
@@ -277,10 +280,17 @@ def _leased_engine(
     the TTL, re-issued near ``max_ttl`` or after the Vault token changed, and then the pool is
     disposed so new connections use the new login while those in use finish their request.
     A lease Vault no longer knows (fencing revoked it, or it expired) is never replaced:
-    reconnecting fails (the runtime answers 503 and is not ready) until a restart.
+    reconnecting fails (the runtime answers 503 and is not ready) until a restart. While
+    ``withheld()`` gives a reason (no controller in touch) nothing is renewed or re-issued.
     """
     engine = make_engine(url.reveal())
-    login = LeasedLogin(leases, role, token_generation=token_generation, on_replaced=engine.dispose)
+    login = LeasedLogin(
+        leases,
+        role,
+        token_generation=token_generation,
+        on_replaced=engine.dispose,
+        withheld=withheld,
+    )
 
     @event.listens_for(engine, "do_connect")
     def _log_in(dialect: object, record: object, cargs: object, cparams: dict[str, object]) -> None:
@@ -324,11 +334,13 @@ def build_runtime(
     spec = region_spec(settings, region)
     session = build_vault_session(settings, redactor)
     secrets = build_secret_store(settings, redactor, session)
+    contact = ControlPlaneContact(settings.runtime_contact_timeout_seconds)
     store = _region_store(
         spec,
         secrets,
         build_credential_leases(settings, redactor, session),
         token_generation=lambda: session.token_generation,
+        withheld=contact.withheld,
     )
     embedder = embedder or MiniLmEmbedder()
     index_store = IndexStore(settings.data_dir / region / "index")
@@ -356,6 +368,9 @@ def build_runtime(
         api_metrics,
         _snapshot_restorer(settings, region, secrets, index, embedder, runtime.retriever),
     )
+    # Controllers' probes mark contact (plain ASGI, nothing on the request path but a look at
+    # the headers).
+    app.add_middleware(ContactMiddleware, contact=contact)
     url = urlsplit(str(spec.runtime_url))
     logins = [store.login] if store.login is not None else []
     keeper = start_credential_keeper(f"credentials-{region}", secrets, *logins)
@@ -457,7 +472,7 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
         )
     loop = loop_settings(topology)
     stores = control_region_stores(topology, core.secrets)
-    clients = ProbeClients()
+    clients = ProbeClients(vantage=vantage)  # runtimes count its probes as contact
     health = []
     readiness = []
     for spec in topology.regions:

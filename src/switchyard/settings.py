@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     llm_max_concurrency: int = Field(default=4, ge=1, le=256)
     llm_queue_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     ticket_url: str | None = Field(default=None, pattern=r"^https?://")
+    # The runtime stops renewing its database login when no controller has probed it for this
+    # long, so an isolated runtime loses it within this plus one lease TTL (the controllers'
+    # ``failover.isolation_timeout_seconds`` must be at least that). The price: with every
+    # controller down that long, runtimes lose their logins too (as Patroni's primary demotes
+    # without its DCS).
+    runtime_contact_timeout_seconds: float = Field(default=1800.0, gt=0, le=86400)
     # Chat admission: this many chats at once, this many more waiting (each at most the
     # timeout); beyond that 503 ``overloaded`` + Retry-After, before the probes could suffer.
     # Sized for 2 cores; with an LLM configured, allow at least llm_max_concurrency.

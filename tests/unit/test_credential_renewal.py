@@ -169,6 +169,67 @@ class InMemoryFenceOnIssue:
         return self._twin.renew(lease)
 
 
+def test_a_lease_issued_by_the_first_login_is_not_reissued_for_it() -> None:
+    s = Setup(ttl=15, max_ttl=3600)
+    s.generation = 0  # the Vault session logs in lazily, inside the first issue
+    twin_issue = s.twin.issue
+
+    def issue_logging_in(role: str) -> DatabaseLease:
+        s.generation = 1
+        return twin_issue(role)
+
+    s.twin.issue = issue_logging_in  # type: ignore[method-assign]
+    first = s.login.login()
+    s.run_until(30.0)
+    assert s.login.login().lease_id == first.lease_id  # renewed, never re-issued
+    assert s.replaced == 0
+
+
+def test_renewal_is_withheld_without_contact_so_an_isolated_login_lapses() -> None:
+    s = Setup(ttl=15, max_ttl=3600)
+    in_touch = [True]
+    login = LeasedLogin(
+        s.twin,
+        ROLE,
+        token_generation=lambda: 1,
+        withheld=lambda: None if in_touch[0] else "no controller has probed it",
+        monotonic=s.clock.monotonic,
+    )
+    s.login = login
+    first = login.login()
+    s.run_until(20.0)
+    assert login.lost is None  # renewed while in touch
+    assert s.twin.is_live(first)
+    in_touch[0] = False
+    s.run_until(60.0)  # longer than a TTL without contact
+    assert not s.twin.is_live(first)
+    assert login.lost is not None
+    in_touch[0] = True  # contact again: the lost login stays lost
+    s.run_until(90.0)
+    with pytest.raises(TransientError):
+        login.login()
+    assert s.twin.revoke_role(ROLE) == 0  # nothing issued meanwhile
+
+
+def test_renewal_resumes_when_contact_returns_before_the_login_lapses() -> None:
+    s = Setup(ttl=15, max_ttl=3600)
+    in_touch = [False]
+    login = LeasedLogin(
+        s.twin,
+        ROLE,
+        token_generation=lambda: 1,
+        withheld=lambda: None if in_touch[0] else "no controller has probed it",
+        monotonic=s.clock.monotonic,
+    )
+    s.login = login
+    first = login.login()
+    s.run_until(12.0)  # renewal due at 10 s, held back
+    in_touch[0] = True
+    s.run_until(100.0)
+    assert login.lost is None
+    assert s.twin.is_live(first)
+
+
 def test_a_login_not_yet_issued_is_looked_at_again_soon_without_io() -> None:
     s = Setup()
     assert s.login.keep_alive() <= 1.0

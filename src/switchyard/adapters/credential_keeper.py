@@ -12,6 +12,10 @@ and acts:
   ``on_replaced`` runs (the engine disposes its pool: idle connections close, connections in
   use finish their request and are not reused; the old lease, live for at least a third of
   its TTL more, expires by itself later);
+- **hold back** renewing and re-issuing while ``withheld()`` gives a reason (the runtime: no
+  controller has probed it for a while, see ``switchyard.dialog.contact``), so an isolated
+  runtime's login lapses within one TTL even though it can still reach Vault; renewal resumes
+  if contact returns before the lease lapses;
 - **stop** when Vault says the lease is gone (revoked by fencing, or expired), or when its TTL
   ran out locally. This is the fence: a lost lease is never replaced. :meth:`login` then
   raises ``TransientError`` (the runtime answers 503 and is not ready; its ``region_state``
@@ -64,10 +68,13 @@ class LeasedLogin:
         *,
         token_generation: Callable[[], int] = lambda: 0,
         on_replaced: Callable[[], None] = lambda: None,
+        withheld: Callable[[], str | None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._leases = leases
         self._role = role
+        self._withheld = withheld
+        self._holding_back = False  # logged once per episode
         self._token_generation = token_generation
         self._on_replaced = on_replaced
         self._monotonic = monotonic
@@ -119,6 +126,8 @@ class LeasedLogin:
         step = plan(held.grant, now)
         if step.step is Step.WAIT and held.token_generation == self._token_generation():
             return step.at - now
+        if step.step is not Step.LAPSED and self._hold_back(held):
+            return retry_at(held.grant, now, RETRY_SECONDS) - now
         try:
             if step.step is Step.LAPSED:
                 self._lose(held, "its TTL ran out before it could be renewed")
@@ -138,6 +147,21 @@ class LeasedLogin:
             return retry_at(held.grant, now, RETRY_SECONDS) - now
         return self._due_in()
 
+    def _hold_back(self, held: _Held) -> bool:
+        """True (and logged once) while renewing must wait; False once it may go on."""
+        reason = self._withheld()
+        if (reason is not None) != self._holding_back:
+            self._holding_back = reason is not None
+            log_event(
+                _log,
+                "database_lease.renewal_withheld" if reason else "database_lease.renewal_resumed",
+                level=logging.WARNING if reason else logging.INFO,
+                role=self._role,
+                lease_id=held.lease.lease_id,
+                reason=reason or "contact again",
+            )
+        return reason is not None
+
     def _due_in(self) -> float:
         with self._lock:
             held = self._held if self._lost is None else None
@@ -148,8 +172,13 @@ class LeasedLogin:
         return max(0.0, step.at - now) if step.step is Step.WAIT else 0.0
 
     def _issue(self) -> _Held:
-        generation = self._token_generation()
+        before = self._token_generation()
         lease = self._leases.issue(self._role)
+        # Issued under the token current before the call; if there was none yet (generation
+        # 0: the session logs in lazily, inside this call), under the one it logged in with.
+        # A login racing the call leaves ``before`` recorded: a needless re-issue, never a
+        # missed one.
+        generation = before or self._token_generation()
         log_event(
             _log,
             "database_lease.issued",

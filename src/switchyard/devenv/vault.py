@@ -31,7 +31,10 @@ A login may write the runtime's own tables and read ``region_state`` — never c
 PostgreSQL role stays until its ``VALID UNTIL`` passes (no new logins after that; sessions
 already open stay).
 
-TTLs (:class:`VaultTtls`): database leases 1 h renewable up to 24 h, AppRole tokens the same;
+TTLs (:class:`VaultTtls`): database leases 15 min renewable up to 24 h (a runtime renews its
+lease only while controllers probe it, so an isolated runtime loses its login within its
+``SWITCHYARD_RUNTIME_CONTACT_TIMEOUT_SECONDS``, 1800 s, plus 15 min — inside the topology's
+``isolation_timeout_seconds``, 3600 s); AppRole tokens 1 h renewable up to 24 h;
 ``SWITCHYARD_DEV_VAULT_LEASE_TTL``, ``..._LEASE_MAX_TTL``, ``..._TOKEN_TTL`` and
 ``..._TOKEN_MAX_TTL`` (Vault durations such as ``15s``) change them when Vault is configured.
 """
@@ -107,7 +110,7 @@ BEGIN
 END
 $$""",
 )
-RUNTIME_DEFAULT_TTL = "1h"
+RUNTIME_DEFAULT_TTL = "15m"
 RUNTIME_MAX_TTL = "24h"
 _DURATION = re.compile(r"^[1-9][0-9]*[smh]?$")
 TTL_ENV_PREFIX = "SWITCHYARD_DEV_VAULT_"

@@ -18,6 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# The header every controller's probe carries (its vantage point): a runtime counts such
+# requests as contact with the control plane, and stops renewing its database login when none
+# has arrived for a while (``switchyard.dialog.contact``).
+VANTAGE_HEADER = "X-Switchyard-Vantage"
+
 
 class ProbeKind(StrEnum):
     """Which protocol a probe speaks; the values label metrics."""

@@ -12,6 +12,8 @@ from typing import Self
 
 import aiohttp
 
+from switchyard.domain.probe import VANTAGE_HEADER
+
 USER_AGENT = "switchyard-probe"
 
 
@@ -28,13 +30,24 @@ class ProbeClients:
     - The session sends no cookies back, follows no proxy settings from the environment, and
       has no timeout of its own: each probe enforces its deadline.
     - After :meth:`aclose` the next :meth:`http` call opens a fresh session.
+    - With a ``vantage``, every request carries it in ``X-Switchyard-Vantage``: a runtime
+      keeps renewing its database login only while such probes reach it.
     """
 
-    def __init__(self, *, max_connections: int = 512, keepalive_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 512,
+        keepalive_seconds: float = 30.0,
+        vantage: str | None = None,
+    ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self._max_connections = max_connections
         self._keepalive_seconds = keepalive_seconds
+        self._headers = {"User-Agent": USER_AGENT}
+        if vantage is not None:
+            self._headers[VANTAGE_HEADER] = vantage
         self._session: aiohttp.ClientSession | None = None
 
     def http(self) -> aiohttp.ClientSession:
@@ -49,7 +62,7 @@ class ProbeClients:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": USER_AGENT},
+                headers=self._headers,
                 trust_env=False,
             )
         return self._session
