@@ -512,6 +512,7 @@ def build_controller(settings: Settings, vantage: str, redactor: Redactor) -> Co
             step_timeout_seconds=loop.step_timeout_seconds,
             lease_ttl_seconds=loop.lease_ttl_seconds,
             isolation_timeout_seconds=loop.isolation_timeout_seconds,
+            observation_gap_seconds=loop.rule.freshness.total_seconds(),
             on_step=metrics.step_done,
             replication=replication,
         )

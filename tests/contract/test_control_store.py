@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 A, B = "region-a", "region-b"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+GAP = timedelta(seconds=3)
 STEPS = [step.value for step in steps_for(planned=False)]
 PRIMARY, STANDBY, FENCED = RegionRole.PRIMARY, RegionRole.STANDBY, RegionRole.FENCED
 
@@ -599,22 +600,35 @@ def test_observations_round_trip_oldest_first(control: ControlRig) -> None:
     assert store.observations_since(at(3)) == []
 
 
-def test_the_last_answer_of_a_region_from_any_vantage(control: ControlRig) -> None:
+def test_the_last_sign_of_life_of_a_region(control: ControlRig) -> None:
     store = control.store
+    silent = [Observation("v1", A, "http", False, "timeout", "no answer", at(t)) for t in range(20)]
     store.record_observations(
         [
+            *silent,
             Observation("v1", A, "http", True, "ok", "200", at(1)),
             Observation("v2", A, "readiness", False, "http_status", "503", at(2)),  # answered
-            Observation("v1", A, "http", False, "timeout", "no answer", at(3)),
             Observation("v2", A, "tcp", False, "connect_refused", "refused", at(4)),
             Observation("v1", B, "http", True, "ok", "200", at(5)),
+            # region-c: observed at 0..4 and 15..19; nothing recorded in between.
+            *(Observation("v1", "region-c", "http", False, "timeout", "", at(t)) for t in range(5)),
+            *(
+                Observation("v1", "region-c", "http", False, "timeout", "", at(t))
+                for t in range(15, 20)
+            ),
         ]
     )
 
-    assert store.last_answer_at(A, at(0)) == at(2)
-    assert store.last_answer_at(A, at(3)) is None  # no answer since
-    assert store.last_answer_at(B, at(0)) == at(5)
-    assert store.last_answer_at("region-z", at(0)) is None
+    def alive(region: str, since: float, until: float = 19) -> datetime | None:
+        return store.last_sign_of_life(region, since=at(since), until=at(until), gap=GAP)
+
+    assert alive(A, 0) == at(2)
+    assert alive(A, 3) is None  # observed every second since, never answering
+    assert alive(B, 0) == at(19)  # answered at 5, then unobserved: may answer now
+    assert alive(B, 5, until=6) == at(5)
+    assert alive("region-c", 0) == at(15)  # the unobserved span ended at 15
+    assert alive("region-c", 15) is None
+    assert alive("region-z", 0) == at(19)  # never observed: nothing says it is silent
 
 
 def test_naive_times_are_refused(control: ControlRig) -> None:

@@ -117,6 +117,7 @@ class World:
                 step_timeout_seconds=self.settings.step_timeout_seconds,
                 lease_ttl_seconds=self.settings.lease_ttl_seconds,
                 isolation_timeout_seconds=self.settings.isolation_timeout_seconds,
+                observation_gap_seconds=self.settings.rule.freshness.total_seconds(),
                 replication=self.replication,
             )
         )

@@ -1,5 +1,5 @@
 """When an unplanned failover may promote (``domain/fence.py``), from when the isolation wait
-counts (``last_seen_alive``), the topology's policy value, the unconfirmed-fence counter, and
+counts (``last_sign_of_life``), the topology's policy value, the unconfirmed-fence counter, and
 the drill report's ``fence_proof``."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from switchyard.controller.view import loop_settings
 from switchyard.devenv.layout import repo_root
 from switchyard.domain.failover import Trigger
 from switchyard.domain.fence import FenceProof, fence_verdict
-from switchyard.domain.health import READINESS, Observation, last_seen_alive
+from switchyard.domain.health import READINESS, Observation, last_sign_of_life
 from switchyard.domain.report import drill_report
 from switchyard.domain.saga import (
     FailoverRecord,
@@ -42,7 +42,7 @@ def verdict(
         source="region-a",
         database_fenced=db,
         leases_revoked=revoked,
-        last_seen_alive=alive,
+        last_sign_of_life=alive,
         searched_since=NOW - HOUR,
         isolation_timeout=HOUR,
         now=NOW,
@@ -80,23 +80,39 @@ def obs(vantage: str, region: str, ok: bool, seconds_ago: float, kind: str = "ht
     return Observation(vantage, region, kind, ok, "ok" if ok else "timeout", "", at)
 
 
-def test_last_seen_alive_is_the_newest_answer_from_any_vantage() -> None:
-    observations = [
+def alive(observations: list[Observation], since: float = 60) -> datetime | None:
+    span = {"since": NOW - timedelta(seconds=since), "until": NOW, "gap": timedelta(seconds=3)}
+    return last_sign_of_life(observations, "region-a", **span)
+
+
+def every_second(seconds: range, ok: bool = False) -> list[Observation]:
+    return [obs("witness", "region-a", ok, s) for s in seconds]
+
+
+def test_the_last_sign_of_life_is_the_newest_answer_from_any_vantage() -> None:
+    observed = every_second(range(60, -1, -1))  # timed out every second: no answer
+    assert alive(observed) is None
+    answers = [
         obs("witness", "region-a", True, 30),
-        obs("witness", "region-a", False, 10),  # timed out: no answer
         obs("region-b", "region-a", True, 20, kind=READINESS),  # readiness counts too
-        obs("region-b", "region-a", False, 5),
         obs("witness", "region-b", True, 1),  # another region
     ]
-    assert last_seen_alive(observations, "region-a") == NOW - timedelta(seconds=20)
-    assert last_seen_alive([o for o in observations if not o.ok], "region-a") is None
-
+    assert alive([*observed, *answers]) == NOW - timedelta(seconds=20)
     # A failure that something answered (503, wrong canary answer) is a sign of life too.
     refused = replace(obs("witness", "region-a", False, 3), code="connect_refused")
     status = replace(obs("witness", "region-a", False, 8, kind="canary"), code="not_cited")
-    assert last_seen_alive([*observations, refused, status], "region-a") == NOW - timedelta(
-        seconds=8
-    )
+    assert alive([*observed, *answers, refused, status]) == NOW - timedelta(seconds=8)
+
+
+def test_a_span_nobody_observed_is_not_silence() -> None:
+    # Observed and silent, except from 40 s to 25 s ago: nothing recorded (the store down).
+    observed = every_second(range(60, 40, -1)) + every_second(range(25, -1, -1))
+    assert alive(observed) == NOW - timedelta(seconds=25)
+    # Observed only lately: before that, nothing says it was silent.
+    assert alive(every_second(range(10, -1, -1))) == NOW - timedelta(seconds=10)
+    # Not observed lately: it may be answering now.
+    assert alive(every_second(range(60, 9, -1))) == NOW
+    assert alive([]) == NOW
 
 
 EXAMPLE = repo_root() / "config" / "topology.example.yaml"

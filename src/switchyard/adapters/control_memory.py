@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from switchyard.domain.audit import AuditEvent, JsonObject
@@ -38,7 +38,7 @@ from switchyard.domain.failover import (
     Submitted,
     check_target,
 )
-from switchyard.domain.health import Observation, last_seen_alive
+from switchyard.domain.health import Observation, last_sign_of_life
 from switchyard.domain.region import Region, RegionRole, state_change_refusal
 from switchyard.domain.saga import (
     FINISHED,
@@ -207,11 +207,14 @@ class InMemoryControlStore:
             self._check()
             return sorted((o for o in self._observations if o.at >= since), key=lambda o: o.at)
 
-    def last_answer_at(self, region: str, since: datetime) -> datetime | None:
+    def last_sign_of_life(
+        self, region: str, *, since: datetime, until: datetime, gap: timedelta
+    ) -> datetime | None:
         _aware(since)
+        _aware(until)
         with self._lock:
             self._check()
-            return last_seen_alive((o for o in self._observations if o.at >= since), region)
+            return last_sign_of_life(self._observations, region, since=since, until=until, gap=gap)
 
     def regions(self) -> list[Region]:
         with self._lock:

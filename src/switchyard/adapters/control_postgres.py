@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import Engine
@@ -74,10 +74,15 @@ class PostgresControlStore:
         with self._work() as session:
             return control.observations_since(session=session, since=since)
 
-    def last_answer_at(self, region: str, since: datetime) -> datetime | None:
+    def last_sign_of_life(
+        self, region: str, *, since: datetime, until: datetime, gap: timedelta
+    ) -> datetime | None:
         _aware(since)
+        _aware(until)
         with self._work() as session:
-            return control.last_answer_at(session=session, region=region, since=since)
+            return control.last_sign_of_life(
+                session=session, region=region, since=since, until=until, gap=gap
+            )
 
     def regions(self) -> list[Region]:
         with self._work() as session:

@@ -73,6 +73,9 @@ class SagaParts:
     # An unconfirmed fence proves the source stopped only after nobody had any answer
     # from it for this long (the topology's ``failover.isolation_timeout_seconds``).
     isolation_timeout_seconds: float = 3600.0
+    # A span this long without any observation of the source is not taken for silence
+    # (probes may have reached it unrecorded): the loop's freshness.
+    observation_gap_seconds: float = 30.0
 
 
 class SagaRunner:
@@ -315,12 +318,17 @@ class SagaRunner:
         since = now - timeout
         alive = None
         if not (database_fenced or leases_revoked):
-            alive = self._p.store.last_answer_at(record.source, since)
+            alive = self._p.store.last_sign_of_life(
+                record.source,
+                since=since,
+                until=now,
+                gap=timedelta(seconds=self._p.observation_gap_seconds),
+            )
         return fence_verdict(
             source=record.source,
             database_fenced=database_fenced,
             leases_revoked=leases_revoked,
-            last_seen_alive=alive,
+            last_sign_of_life=alive,
             searched_since=since,
             isolation_timeout=timeout,
             now=now,

@@ -17,11 +17,24 @@ rules are those of ``InMemoryControlStore``:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import ColumnElement, Null, Row, func, insert, null, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Interval,
+    Null,
+    Row,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -379,18 +392,40 @@ def record_observations(*, session: Session, observations: Sequence[Observation]
     )
 
 
-def last_answer_at(*, session: Session, region: str, since: datetime) -> datetime | None:
-    """The newest time at or after ``since`` that ``region`` answered a probe
-    (``domain.health.answered``)."""
+def last_sign_of_life(
+    *, session: Session, region: str, since: datetime, until: datetime, gap: timedelta
+) -> datetime | None:
+    """``domain.health.last_sign_of_life`` in one query over the region's rounds in the span
+    (answered or not, and the gap before each), not loading them."""
     o = probe_observations.c
-    newest: datetime | None = session.execute(
-        select(func.max(o.observed_at)).where(
-            o.region == region,
-            o.observed_at >= since,
-            o.ok | o.code.not_in(sorted(NO_ANSWER)),
+    rounds = (
+        select(
+            o.observed_at.label("at"),
+            func.bool_or(o.ok | o.code.not_in(sorted(NO_ANSWER))).label("answered"),
         )
-    ).scalar_one()
-    return newest
+        .where(o.region == region, o.observed_at >= since, o.observed_at <= until)
+        .group_by(o.observed_at)
+        .subquery()
+    )
+    start = literal(since, DateTime(timezone=True))
+    step = select(
+        rounds.c.at,
+        rounds.c.answered,
+        (
+            rounds.c.at - func.coalesce(func.lag(rounds.c.at).over(order_by=rounds.c.at), start)
+        ).label("after"),
+    ).subquery()
+    answered_at, gap_ended_at, last = session.execute(
+        select(
+            func.max(step.c.at).filter(step.c.answered),
+            func.max(step.c.at).filter(step.c.after > literal(gap, Interval())),
+            func.max(step.c.at),
+        )
+    ).one()
+    candidates = [t for t in (answered_at, gap_ended_at) if t is not None]
+    if until - (last or since) > gap:  # unobserved lately: it may be answering right now
+        candidates.append(until)
+    return max(candidates, default=None)
 
 
 def observations_since(*, session: Session, since: datetime) -> list[Observation]:

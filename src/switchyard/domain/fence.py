@@ -44,15 +44,16 @@ def fence_verdict(
     source: str,
     database_fenced: bool,
     leases_revoked: bool,
-    last_seen_alive: datetime | None,
+    last_sign_of_life: datetime | None,
     searched_since: datetime,
     isolation_timeout: timedelta,
     now: datetime,
 ) -> FenceVerdict:
     """Which proof holds, strongest first.
 
-    ``last_seen_alive`` is the newest answer from the source found in the observations
-    since ``searched_since``; None means none in that span, so it is at least that old.
+    ``last_sign_of_life`` is the newest time since ``searched_since`` that the source may
+    have answered a probe (``domain.health.last_sign_of_life``); None means none in that span,
+    so its silence is at least that old.
     """
     if database_fenced:
         return FenceVerdict(FenceProof.DATABASE, f"{source}'s database recorded the fence")
@@ -60,13 +61,13 @@ def fence_verdict(
         return FenceVerdict(
             FenceProof.LEASES_REVOKED, f"every Vault database lease of {source} was revoked"
         )
-    anchor = searched_since if last_seen_alive is None else last_seen_alive
+    anchor = searched_since if last_sign_of_life is None else last_sign_of_life
     promotable_at = anchor + isolation_timeout
     limit = f"isolation timeout {isolation_timeout.total_seconds():.0f} s"
     seen = (
         f"nothing of {source} answered since {searched_since.isoformat()}"
-        if last_seen_alive is None
-        else f"{source} last answered at {last_seen_alive.isoformat()}"
+        if last_sign_of_life is None
+        else f"{source} may have answered as late as {last_sign_of_life.isoformat()}"
     )
     if now >= promotable_at:
         return FenceVerdict(FenceProof.ISOLATION_TIMEOUT, f"{seen}: {limit} passed")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 
 READINESS = "readiness"
 """Observation kind of a region's ``/readyz``: gates a target, never counts as health."""
@@ -191,13 +192,32 @@ def answered(o: Observation) -> bool:
     return o.ok or o.code not in NO_ANSWER
 
 
-def last_seen_alive(observations: Iterable[Observation], region: str) -> datetime | None:
-    """The newest round in which any vantage point got any answer from ``region``.
+def last_sign_of_life(
+    observations: Iterable[Observation],
+    region: str,
+    *,
+    since: datetime,
+    until: datetime,
+    gap: timedelta,
+) -> datetime | None:
+    """The newest time in [``since``, ``until``] at which ``region`` may have answered a probe,
+    as far as the observations tell: the newest round in which it answered anything, or the
+    end of the newest span longer than ``gap`` in which nobody observed it at all.
 
     Any probe counts, readiness included, and a failed one too when something answered it (a
     503, a wrong canary answer, a database error): whatever answers may still be taking
     writes, and a runtime that answers probes is in contact with the control plane (it keeps
-    renewing its login). This is never earlier than the last time a quorum saw it healthy,
-    so a wait measured from here is at least as long. None when nothing answered.
+    renewing its login). Unobserved is not silent: probes may have reached it while nothing
+    was recorded (the control store down), so a span without observations ends in a possible
+    answer; the spans from ``since`` to the first observation and from the last to ``until``
+    count too. A wait measured from here is never shorter than one from the last time a
+    quorum saw it healthy. None: observed throughout, and it never answered.
     """
-    return max((o.at for o in observations if o.region == region and answered(o)), default=None)
+    rounds: dict[datetime, bool] = {}
+    for o in observations:
+        if o.region == region and since <= o.at <= until:
+            rounds[o.at] = rounds.get(o.at, False) or answered(o)
+    candidates = [at for at, ok in rounds.items() if ok]
+    bounds = [since, *sorted(rounds), until]
+    candidates += [later for earlier, later in pairwise(bounds) if later - earlier > gap]
+    return max(candidates, default=None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -79,11 +79,13 @@ class ControlStore(Protocol):
         """Every observation with ``at >= since``, oldest first."""
         ...
 
-    def last_answer_at(self, region: str, since: datetime) -> datetime | None:
-        """The newest ``at >= since`` of an observation in which ``region`` answered (any
-        vantage, any kind, ok or not: ``domain.health.answered``); None when there is none.
-        One cheap read: the fence step asks it every cycle while it waits out the isolation
-        timeout."""
+    def last_sign_of_life(
+        self, region: str, *, since: datetime, until: datetime, gap: timedelta
+    ) -> datetime | None:
+        """``domain.health.last_sign_of_life`` over the stored observations of ``region``:
+        the newest time in [since, until] it answered a probe, or that a span longer than
+        ``gap`` without any observation of it ended. One cheap read: the fence step asks it
+        every cycle while it waits out the isolation timeout."""
         ...
 
     def regions(self) -> list[Region]: ...
