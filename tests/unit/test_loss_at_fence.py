@@ -13,6 +13,7 @@ FENCED_AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 APPLIED = replace(
     caught_up("region-a", "region-b"),
     applied_lsn=70_000,
+    lag_bytes=600,
     consumer_lag_messages=2,
     source_commit_at=FENCED_AT - timedelta(seconds=30),
     heartbeat_at=FENCED_AT - timedelta(seconds=2),
@@ -31,6 +32,7 @@ def test_behind_the_fence_bounds_the_rpo_by_the_newest_thing_applied() -> None:
     assert loss is not None
     assert loss.unapplied_bytes == 1_500
     assert loss.unapplied_records == 2
+    assert loss.unpublished_bytes == 600  # of the 1 500: the rest is in the log, unapplied
     assert loss.rpo_seconds == 2.0  # the heartbeat 2 s before the fence, not the commit 30 s
     assert loss.unreplicated_writes is None  # positions cannot count writes
     detail = loss.detail()

@@ -85,6 +85,7 @@ class LossAtFence:
     unapplied_records: int | None  # published to the log, not yet applied
     rpo_seconds: float | None
     unreplicated_writes: int | None
+    unpublished_bytes: int | None = None  # the source's WAL beyond what its slot confirmed
 
     def detail(self) -> dict[str, str | int | float | bool | None]:
         return {
@@ -93,6 +94,7 @@ class LossAtFence:
             "applied_lsn": self.applied_lsn,
             "unapplied_bytes": self.unapplied_bytes,
             "unapplied_records": self.unapplied_records,
+            "unpublished_bytes": self.unpublished_bytes,
             "rpo_seconds": self.rpo_seconds,
             "rpo_exact": self.unapplied_bytes == 0,
             "unreplicated_writes": self.unreplicated_writes,
@@ -108,7 +110,9 @@ def loss_at_fence(
         return None
     unapplied = max(0, fence_lsn - lag.applied_lsn)
     if unapplied == 0:
-        return LossAtFence(fence_lsn, lag.applied_lsn, 0, lag.consumer_lag_messages, 0.0, 0)
+        return LossAtFence(
+            fence_lsn, lag.applied_lsn, 0, lag.consumer_lag_messages, 0.0, 0, lag.lag_bytes
+        )
     applied_up_to = max(
         (t for t in (lag.source_commit_at, lag.heartbeat_at) if t is not None), default=None
     )
@@ -119,6 +123,7 @@ def loss_at_fence(
         lag.consumer_lag_messages,
         seconds_between(fenced_at, applied_up_to),
         None,
+        lag.lag_bytes,
     )
 
 
