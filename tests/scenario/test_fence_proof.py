@@ -191,6 +191,36 @@ def test_rpo_at_the_fence_comes_from_cdc_positions_not_from_reading_turns() -> N
     assert fence["unreplicated_writes"] is None
 
 
+def test_with_the_source_database_gone_the_rpo_is_bounded_by_what_was_applied() -> None:
+    world = World(topology(), cdc=True)
+    assert world.replication is not None
+    world.run(2)
+    now = world.clock.now()
+    world.replication.lags[("region-a", "region-b")] = replace(
+        caught_up("region-a", "region-b"),
+        applied_lsn=8_500,
+        heartbeat_at=now - timedelta(seconds=3),
+    )
+    world.databases.down.add("region-a")  # fenced by revoking its leases
+    world.replication.unreachable.add("region-a")
+    s = world.store.submit_intent(
+        IntentRequest("drill", "region-b", "game day", "ops", drill_kind=DrillKind.UNPLANNED)
+    )
+    world.run(2)
+    record = world.store.failover(s.failover_id)
+    assert record.state is FailoverState.SUCCEEDED
+    fence = _fence(record)
+    assert (fence["fence_proof"], fence["rpo_from"]) == ("leases_revoked", "positions")
+    assert (fence["fence_lsn"], fence["unapplied_bytes"]) == (None, None)
+    assert (
+        fence["rpo_seconds"] == (record.started_at - (now - timedelta(seconds=3))).total_seconds()
+    )
+    assert s.drill_id is not None
+    report = world.store.drill(s.drill_id).report
+    assert report is not None
+    assert (report["rpo_seconds"], report["unreplicated_writes"]) == (fence["rpo_seconds"], None)
+
+
 def test_a_target_that_applied_everything_up_to_the_fence_lost_nothing() -> None:
     world = World(topology(), cdc=True)
     assert world.replication is not None

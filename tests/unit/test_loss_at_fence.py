@@ -42,8 +42,17 @@ def test_behind_the_fence_bounds_the_rpo_by_the_newest_thing_applied() -> None:
     assert loss_at_fence(no_heartbeat, 71_500, FENCED_AT).rpo_seconds == 30.0  # type: ignore[union-attr]
 
 
-def test_positions_cannot_tell_without_both_ends_or_across_a_gap() -> None:
-    assert loss_at_fence(APPLIED, None, FENCED_AT) is None  # source unreachable at the fence
+def test_with_the_source_unreachable_the_bound_comes_from_what_was_applied() -> None:
+    loss = loss_at_fence(APPLIED, None, FENCED_AT)  # its WAL position could not be read
+    assert loss is not None
+    assert (loss.fence_lsn, loss.unapplied_bytes, loss.unreplicated_writes) == (None, None, None)
+    assert loss.rpo_seconds == 2.0
+    assert loss.detail()["rpo_exact"] is False
+    untimed = replace(APPLIED, source_commit_at=None, heartbeat_at=None)
+    assert loss_at_fence(untimed, None, FENCED_AT) is None
+
+
+def test_positions_cannot_tell_without_anything_applied_or_across_a_gap() -> None:
     assert loss_at_fence(replace(APPLIED, applied_lsn=None), 71_500, FENCED_AT) is None
     gap = replace(APPLIED, gap={"reason": "sequence_jump"})
     assert loss_at_fence(gap, 71_500, FENCED_AT) is None

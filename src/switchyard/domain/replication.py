@@ -76,12 +76,13 @@ class LossAtFence:
     was lost. Otherwise ``rpo_seconds`` is an upper bound of the age of the oldest unapplied
     change: that change came after the newest transaction or heartbeat applied, so it is no
     older than that (give or take the source's publishing delay); how many writes it holds is
-    unknown (``unreplicated_writes`` None).
+    unknown (``unreplicated_writes`` None). With the source unreachable at the fence its WAL
+    position is unknown (``fence_lsn``, ``unapplied_bytes`` None) but that bound still holds.
     """
 
-    fence_lsn: int
+    fence_lsn: int | None
     applied_lsn: int
-    unapplied_bytes: int
+    unapplied_bytes: int | None
     unapplied_records: int | None  # published to the log, not yet applied
     rpo_seconds: float | None
     unreplicated_writes: int | None
@@ -104,11 +105,13 @@ class LossAtFence:
 def loss_at_fence(
     lag: ReplicationLag, fence_lsn: int | None, fenced_at: datetime
 ) -> LossAtFence | None:
-    """The loss at the fence from positions; None when they cannot tell (the source's WAL
-    position unread, nothing applied yet, a gap open or a re-sync running)."""
-    if fence_lsn is None or lag.applied_lsn is None or lag.gap is not None or lag.resyncing:
+    """The loss at the fence from positions (``fence_lsn`` None: the source's WAL position
+    could not be read); None when they cannot tell: nothing applied yet, a gap open or a
+    re-sync running, or neither the source's position nor the time of anything applied known.
+    """
+    if lag.applied_lsn is None or lag.gap is not None or lag.resyncing:
         return None
-    unapplied = max(0, fence_lsn - lag.applied_lsn)
+    unapplied = None if fence_lsn is None else max(0, fence_lsn - lag.applied_lsn)
     if unapplied == 0:
         return LossAtFence(
             fence_lsn, lag.applied_lsn, 0, lag.consumer_lag_messages, 0.0, 0, lag.lag_bytes
@@ -116,6 +119,8 @@ def loss_at_fence(
     applied_up_to = max(
         (t for t in (lag.source_commit_at, lag.heartbeat_at) if t is not None), default=None
     )
+    if fence_lsn is None and applied_up_to is None:
+        return None
     return LossAtFence(
         fence_lsn,
         lag.applied_lsn,
