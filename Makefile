@@ -4,13 +4,13 @@ PY     := $(VENV)/bin/python
 SY     := $(VENV)/bin/switchyard
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap up down status demo test test-fast test-faults lint typecheck bench bench-dialog bench-failover bench-probes bench-dns bench-cdc bench-snapshot clean
+.PHONY: help bootstrap up down status demo test test-fast test-faults lint typecheck bench bench-dialog bench-failover bench-probes bench-dns bench-cdc bench-snapshot bench-overload clean
 
 help:
 	@echo "make demo      start both regions' infrastructure and the API; show where everything is"
 	@echo "make test      lint, type-check and run every test against real servers"
 	@echo "make up|down|status   the local infrastructure harness"
-	@echo "make lint | typecheck | test-fast (unit tests only) | test-faults (fault-history schedules) | bench | bench-dialog | bench-failover | bench-probes | bench-dns | bench-cdc | bench-snapshot | clean (delete .local data)"
+	@echo "make lint | typecheck | test-fast (unit tests only) | test-faults (fault-history schedules) | bench | bench-dialog | bench-failover | bench-probes | bench-dns | bench-cdc | bench-snapshot | bench-overload | clean (delete .local data)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -55,6 +55,7 @@ bench: bootstrap
 	$(PY) bench/failover.py
 	$(PY) bench/cdc.py
 	$(PY) bench/snapshot.py
+	$(PY) bench/overload.py
 
 bench-dialog: bootstrap
 	$(PY) bench/dialog_chat.py
@@ -73,6 +74,9 @@ bench-cdc: bootstrap
 
 bench-snapshot: bootstrap
 	$(PY) bench/snapshot.py
+
+bench-overload: bootstrap
+	$(PY) bench/overload.py
 
 clean: down
 	rm -rf .local

@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     runtime_contact_timeout_seconds: float = Field(default=1800.0, gt=0, le=86400)
     # Chat admission: this many chats at once, this many more waiting (each at most the
     # timeout); beyond that 503 ``overloaded`` + Retry-After, before the probes could suffer.
-    # Sized for 2 cores; with an LLM configured, allow at least llm_max_concurrency.
-    chat_max_concurrency: int = Field(default=4, ge=1, le=256)
+    # About one chat per core (a chat is mostly CPU: embedding, search), so the probes keep a
+    # share of the CPU; with an LLM configured, allow at least llm_max_concurrency.
+    chat_max_concurrency: int = Field(default=2, ge=1, le=256)
     chat_queue_size: int = Field(default=8, ge=0, le=4096)
     chat_queue_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 

@@ -22,7 +22,7 @@ def test_valid_settings_bind_to_loopback_by_default() -> None:
 
 def test_chat_admission_defaults_fit_two_cores_and_can_be_set() -> None:
     default = load_settings(BASE)
-    assert (default.chat_max_concurrency, default.chat_queue_size) == (4, 8)
+    assert (default.chat_max_concurrency, default.chat_queue_size) == (2, 8)
     assert default.chat_queue_timeout_seconds == 2.0
     s = load_settings(
         {**BASE, "SWITCHYARD_CHAT_MAX_CONCURRENCY": "16", "SWITCHYARD_CHAT_QUEUE_SIZE": "0"}

@@ -9,16 +9,21 @@ another fills: chat has its lane, the canary its own small one, and ``/healthz``
 Invariants: ``in_flight <= max_concurrency`` and ``waiting <= queue_size`` at every moment; a
 freed slot goes to the oldest waiter (first come, first served); a waiter that gives up (timeout,
 cancellation) leaves the queue and never holds a slot.
+
+Lanes keep requests from waiting in each other's queues; the CPU they share is divided by a
+:class:`CpuGate`: chat's CPU-heavy stages (embedding, search) take turns through it, and a
+probe's stage waiting for it goes before every waiting chat stage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -105,6 +110,15 @@ class Lane:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def refuse_if_full(self) -> Overloaded | None:
+        """The refusal ``admit`` would give at once (counted as shed), or None: lets a server
+        refuse before it reads or validates anything — under overload most requests are
+        refused, so a refusal must cost next to nothing."""
+        full = self._in_flight >= self.limits.max_concurrency
+        if not (full and len(self._waiters) >= self.limits.queue_size):
+            return None
+        return self._refusal(ShedReason.QUEUE_FULL)
+
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Hold one slot for the block; :class:`Overloaded` when none is to be had."""
@@ -134,7 +148,7 @@ class Lane:
             self._changed()
             return
         if len(self._waiters) >= self.limits.queue_size:
-            self._shed(ShedReason.QUEUE_FULL)
+            raise self._refusal(ShedReason.QUEUE_FULL)
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(slot)
         self._changed()
@@ -146,7 +160,7 @@ class Lane:
             raise
         if not self._leave(slot):
             return  # ``_release`` handed its slot to this waiter (in_flight already counts it)
-        self._shed(ShedReason.QUEUE_TIMEOUT)
+        raise self._refusal(ShedReason.QUEUE_TIMEOUT)
 
     def _leave(self, slot: asyncio.Future[None]) -> bool:
         """Take ``slot`` out of the queue unless it was granted; True when it was not."""
@@ -167,14 +181,59 @@ class Lane:
         self._in_flight -= 1
         self._changed()
 
-    def _shed(self, reason: ShedReason) -> None:
+    def _refusal(self, reason: ShedReason) -> Overloaded:
+        """The error to refuse with, counted as shed."""
         if self._on_shed is not None:
             self._on_shed(self, reason)
-        raise Overloaded(self.name, reason, self.limits.retry_after_seconds)
+        return Overloaded(self.name, reason, self.limits.retry_after_seconds)
 
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self)
+
+
+class CpuGate:
+    """At most ``slots`` CPU-heavy stages run at once, across lanes; ``urgent`` ones (probes)
+    waiting for a slot get the next one before any other waiter.
+
+    Why a gate and not more threads: one thread runs Python at a time (the GIL) and torch
+    already spreads one encode over every core, so more stages at once only make each of them
+    slower — a probe's among them. Through the gate a probe waits for at most the stages
+    running when it arrives. Blocking: call it from worker threads, never the event loop.
+    """
+
+    def __init__(self, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError("CpuGate.slots: must be at least 1")
+        self._slots = slots
+        self._busy = 0
+        self._waiting = 0
+        self._urgent_waiting = 0
+        self._changed = threading.Condition()
+
+    @property
+    def waiting(self) -> int:
+        with self._changed:
+            return self._waiting
+
+    @contextmanager
+    def hold(self, *, urgent: bool = False) -> Iterator[None]:
+        with self._changed:
+            self._waiting += 1
+            self._urgent_waiting += int(urgent)
+            try:
+                while self._busy >= self._slots or (not urgent and self._urgent_waiting):
+                    self._changed.wait()
+            finally:
+                self._waiting -= 1
+                self._urgent_waiting -= int(urgent)
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
 
 
 # What one probe needs is small; a few at once from every vantage point fit with room to spare.
@@ -186,5 +245,5 @@ class ServingLimits:
     """The runtime's lanes. ``chat`` comes from settings (``SWITCHYARD_CHAT_*``); the defaults
     keep a 2-core machine busy without letting chat starve the probes."""
 
-    chat: LaneLimits = LaneLimits(max_concurrency=4, queue_size=8, queue_timeout_seconds=2.0)
+    chat: LaneLimits = LaneLimits(max_concurrency=2, queue_size=8, queue_timeout_seconds=2.0)
     canary: LaneLimits = CANARY_LIMITS

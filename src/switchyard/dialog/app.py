@@ -23,6 +23,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from switchyard import __version__
 from switchyard.api import problems
@@ -277,4 +278,29 @@ def create_runtime_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     install_request_metrics(app, metrics)
+    app.add_middleware(RefuseChatWhenFull, runtime=runtime)  # outermost: before anything else
     return app
+
+
+class RefuseChatWhenFull:
+    """Refuse ``POST /v1/chat`` while the chat lane and its queue are full, before the body is
+    read, validated or timed: under overload most chats are refused, and each refusal must
+    cost next to nothing, or refusing alone would starve the probes. The answer is the one
+    the route would give (503 ``overloaded`` + ``Retry-After``); it is counted in
+    ``switchyard_dialog_requests_shed_total``, not in the request metrics."""
+
+    def __init__(self, app: ASGIApp, runtime: DialogRuntime) -> None:
+        self._app = app
+        self._runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/chat":
+            refusal = self._runtime.chat_lane.refuse_if_full()
+            if refusal is not None:
+                headers = {"Retry-After": str(refusal.retry_after_seconds)}
+                response = problems.problem_response(
+                    503, refusal.code, str(refusal), headers=headers
+                )
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)

@@ -30,7 +30,7 @@ from switchyard.db import migrate
 from switchyard.db.engine import unit_of_work
 from switchyard.db.region_state import RegionState, read_region_state
 from switchyard.dialog import sessions
-from switchyard.dialog.admission import Lane, LaneLimits, ServingLimits, ShedReason
+from switchyard.dialog.admission import CpuGate, Lane, LaneLimits, ServingLimits, ShedReason
 from switchyard.dialog.answering import extractive_answer
 from switchyard.dialog.documents import load_document
 from switchyard.dialog.embedding import Embedder
@@ -134,6 +134,7 @@ class DialogRuntime:
         # One thread; concurrent probes share the read in flight (``current_readiness``).
         self._readiness_lane = Lane("readiness", LaneLimits(1, 0, 1.0))
         self._readiness: asyncio.Future[Readiness] | None = None
+        self._cpu = CpuGate()
         self.observe_index()
 
     def _lane(self, name: str, limits: LaneLimits) -> Lane:
@@ -163,7 +164,9 @@ class DialogRuntime:
         state, turns = await self._timed(timings, "load", lambda: self._load(sid, is_new))
 
         index = self.index.current
-        vector = await self._timed(timings, "embed", lambda: self.retriever.embed(message))
+        vector = await self._timed(
+            timings, "embed", lambda: self._cpu_stage(lambda: self.retriever.embed(message))
+        )
         intent = self.classifier.classify_with_vector(message, vector)
         step = self.manager.step(state, message, intent)
         retrieval: Retrieval | None = None
@@ -173,7 +176,11 @@ class DialogRuntime:
             answer = await self._call_tool(step.action)
         else:
             retrieval = await self._timed(
-                timings, "search", lambda: self.retriever.retrieve(index, message, vector=vector)
+                timings,
+                "search",
+                lambda: self._cpu_stage(
+                    lambda: self.retriever.retrieve(index, message, vector=vector)
+                ),
             )
             answer = await self._answer(message, retrieval, timings)
 
@@ -271,8 +278,9 @@ class DialogRuntime:
     def _canary(self, query: str) -> CanaryReply:
         started = time.perf_counter()
         index = self.index.current
-        retrieval = self.retriever.retrieve(index, query)
-        answer = extractive_answer(query, retrieval)
+        with self._cpu.hold(urgent=True):  # before any waiting chat stage
+            retrieval = self.retriever.retrieve(index, query)
+            answer = extractive_answer(query, retrieval)
         with unit_of_work(self.engine) as s:
             state = read_region_state(session=s, region=self.region)
         if state is not None:
@@ -394,6 +402,10 @@ class DialogRuntime:
             elapsed = time.perf_counter() - start
             timings[stage] = round(elapsed * 1000, 3)
             self.metrics.stage_seconds.labels(stage).observe(elapsed)
+
+    def _cpu_stage(self, fn: Callable[[], T]) -> T:
+        with self._cpu.hold():
+            return fn()
 
     def observe_index(self) -> None:
         """Publish the live index's generation and size as metrics (after any swap)."""

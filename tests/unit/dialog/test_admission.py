@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from switchyard.dialog.admission import Lane, LaneLimits, Overloaded, ShedReason
+from switchyard.dialog.admission import CpuGate, Lane, LaneLimits, Overloaded, ShedReason
 from switchyard.errors import TransientError
 
 
@@ -77,6 +77,36 @@ def test_beyond_the_slots_and_the_queue_requests_are_refused_at_once() -> None:
     assert recorder.shed == [ShedReason.QUEUE_FULL] * 4
     assert (recorder.max_in_flight, recorder.max_waiting) == (2, 3)
     assert in_flight_after == 0
+
+
+def test_a_server_can_ask_for_the_refusal_before_reading_a_request() -> None:
+    recorder = Recorder()
+    chat = lane(LaneLimits(max_concurrency=1, queue_size=1, queue_timeout_seconds=60), recorder)
+
+    async def main() -> tuple[Overloaded | None, Overloaded | None, Overloaded | None]:
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with chat.admit():
+                await release.wait()
+
+        first = asyncio.create_task(hold())
+        await settle()
+        with_room_in_queue = chat.refuse_if_full()
+        second = asyncio.create_task(hold())
+        await settle()
+        full = chat.refuse_if_full()
+        release.set()
+        await asyncio.gather(first, second)
+        return with_room_in_queue, full, chat.refuse_if_full()
+
+    with_room_in_queue, full, after = asyncio.run(main())
+
+    assert with_room_in_queue is None
+    assert full is not None
+    assert full.code == "overloaded"
+    assert after is None
+    assert recorder.shed == [ShedReason.QUEUE_FULL]  # counted like any refusal
 
 
 def test_a_freed_slot_goes_to_the_oldest_waiter() -> None:
@@ -174,12 +204,38 @@ def test_a_lane_runs_work_on_its_own_threads() -> None:
     assert asyncio.run(main()).startswith("lane-canary")
 
 
+def test_a_probe_waiting_for_the_cpu_goes_before_waiting_chat_stages() -> None:
+    gate = CpuGate(slots=1)
+    order: list[str] = []
+
+    def stage(name: str, *, urgent: bool) -> None:
+        with gate.hold(urgent=urgent):
+            order.append(name)
+
+    def until_waiting(n: int) -> None:
+        while gate.waiting < n:
+            threading.Event().wait(0.001)
+
+    with gate.hold():  # a chat stage running
+        threads = []
+        for name, urgent in [("chat-1", False), ("chat-2", False), ("canary", True)]:
+            threads.append(threading.Thread(target=stage, args=(name,), kwargs={"urgent": urgent}))
+            threads[-1].start()
+            until_waiting(len(threads))
+    for t in threads:
+        t.join()
+
+    assert order[0] == "canary"
+    assert sorted(order[1:]) == ["chat-1", "chat-2"]
+
+
 @pytest.mark.parametrize(
     ("make", "field"),
     [
         (lambda: LaneLimits(0, 1, 1.0), "max_concurrency"),
         (lambda: LaneLimits(1, -1, 1.0), "queue_size"),
         (lambda: LaneLimits(1, 1, 0.0), "queue_timeout_seconds"),
+        (lambda: CpuGate(0), "slots"),
     ],
 )
 def test_limits_are_checked(make: Callable[[], object], field: str) -> None:
