@@ -55,10 +55,16 @@ def prepare_stores(h: Harness) -> tuple[list[Region], list[RegionState]]:
     return added, states
 
 
-def start_failover_stack(h: Harness, *, gates: bool = False) -> None:
+def start_failover_stack(
+    h: Harness,
+    *,
+    gates: bool = False,
+    probe_interval_seconds: float = 1.0,
+    probe_timeout_seconds: float = 0.5,
+) -> None:
     """The API, both runtimes, the CDC processes and the three controllers on the running
-    servers, probing at 1 s (see ``FAST_FAILOVER``); the topology is written and the stores
-    migrated first.
+    servers, probing every ``probe_interval_seconds`` (see ``FAST_FAILOVER``); the topology is
+    written and the stores migrated first.
 
     ``gates``: the servers include both buckets (``GATED_FAILOVER_SERVERS``); every region
     serves a published snapshot generation before the controllers start, and a gate whose
@@ -68,7 +74,11 @@ def start_failover_stack(h: Harness, *, gates: bool = False) -> None:
 
     failover = {**FAST_FAILOVER, **(GATES_MUST_KNOW if gates else {})}
     write_topology(
-        h, h.api.topology_path, interval_seconds=1.0, timeout_seconds=0.5, failover=failover
+        h,
+        h.api.topology_path,
+        interval_seconds=probe_interval_seconds,
+        timeout_seconds=probe_timeout_seconds,
+        failover=failover,
     )
     prepare_stores(h)
     h.up(["api", *(r.name for r in h.runtimes.values())])
