@@ -171,6 +171,7 @@ GOLDEN = repo_root() / "corpus" / "golden" / "questions-v1.yaml"
 class ProbeTally:
     latency: list[float] = field(default_factory=list)
     failed: Counter[str] = field(default_factory=Counter)
+    server_ms: list[float] = field(default_factory=list)  # the canary's own timings_ms.total
 
 
 async def _probe_every(
@@ -186,9 +187,12 @@ async def _probe_every(
         started = time.perf_counter()
         try:
             async with session.get(url, params=params, timeout=timeout) as r:
-                await r.read()
+                raw = await r.read()
                 if r.status == 200:
                     tally.latency.append(time.perf_counter() - started)
+                    total = json.loads(raw).get("timings_ms", {}).get("total")
+                    if total is not None:
+                        tally.server_ms.append(float(total))
                 else:
                     tally.failed[str(r.status)] += 1
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -283,9 +287,15 @@ def probe_line(name: str, t: ProbeTally) -> str:
     n = len(t.latency) + sum(t.failed.values())
     failed = f"{sum(t.failed.values())}/{n}" + (f" {dict(t.failed)}" if t.failed else "")
     ms = [v * 1000 for v in t.latency]
+    inside = (
+        f" (inside the runtime's canary: p50 {pct(t.server_ms, 0.5):.1f} ms, "
+        f"p99 {pct(t.server_ms, 0.99):.1f} ms)"
+        if t.server_ms
+        else ""
+    )
     return (
         f"   {name:<8} p50 {pct(ms, 0.5):6.1f} ms  p99 {pct(ms, 0.99):6.1f} ms"
-        f"  max {max(ms, default=float('nan')):6.1f} ms  failed {failed}"
+        f"  max {max(ms, default=float('nan')):6.1f} ms  failed {failed}{inside}"
     )
 
 
