@@ -72,6 +72,27 @@ def test_lease_store_maps_unreachable_database_to_transient() -> None:
         engine.dispose()
 
 
+def test_a_login_without_privileges_is_transient_not_a_crash(migrated_engine: Engine) -> None:
+    """A fence revokes a runtime's lease: a session that logged in meanwhile keeps running
+    without grants. Its refusals must read as 503 (TransientError), not as a server error."""
+    role = f"uow_noprivs_{uuid4().hex[:8]}"
+    password = uuid4().hex
+    with migrated_engine.begin() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    url = migrated_engine.url.set(username=role, password=password)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        with (
+            pytest.raises(TransientError, match="lost its privileges"),
+            unit_of_work(engine) as session,
+        ):
+            session.execute(select(audit_events.c.id).limit(1))
+    finally:
+        engine.dispose()
+        with migrated_engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+
+
 def _count(engine: Engine, actor: str) -> int:
     with engine.connect() as connection:
         rows = connection.execute(select(audit_events).where(audit_events.c.actor == actor))

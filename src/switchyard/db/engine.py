@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from switchyard.errors import TransientError
@@ -57,6 +57,15 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
     except OperationalError as exc:
         session.rollback()
         raise unavailable(exc) from exc
+    except DBAPIError as exc:
+        session.rollback()
+        if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+            # A login whose grants were taken back (a fence revoking its Vault lease ends its
+            # sessions, but one that logged in meanwhile stays, without privileges): the region
+            # is not serving writes through this login, which is a 503, not a crash.
+            detail = _driver_detail(exc)
+            raise TransientError(f"database login lost its privileges: {detail}") from exc
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -70,11 +79,18 @@ def unavailable(exc: OperationalError) -> TransientError:
     It carries the driver's message only, never the SQL or its parameters, which may hold
     values that must not reach logs.
     """
-    detail = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
+    detail = _driver_detail(exc)
     if getattr(exc.orig, "sqlstate", None) in _TIMED_OUT:
         return TransientError(f"database statement timed out: {detail}")
     return TransientError(f"database unavailable: {detail}")
 
 
+def _driver_detail(exc: DBAPIError) -> str:
+    # The first line of the driver's message: never the SQL or its parameters.
+    text = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 # query_canceled (statement_timeout) and lock_not_available (lock_timeout)
 _TIMED_OUT = frozenset({"57014", "55P03"})
+_INSUFFICIENT_PRIVILEGE = "42501"
