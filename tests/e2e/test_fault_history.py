@@ -474,7 +474,9 @@ def run_round(h: Harness, name: str, rnd: Round, faults: Faults) -> Transition |
         if started is not None:
             down_at = time.monotonic() + started + STEP_TIMEOUT + rollback[0].delay - time.time()
             timeline.append((down_at, lambda: _stop_control(faults)))
-            timeline.append((down_at + rollback[0].hold, faults.heal))
+            # The control database comes back; the sink only after the switchover ended, so
+            # a wait that is run again fails again and the switchover rolls back.
+            timeline.append((down_at + rollback[0].hold, partial(faults.restart, ["pg-control"])))
     for at, act in sorted(timeline, key=lambda item: item[0]):
         time.sleep(max(0.0, at - time.monotonic()))
         act()
