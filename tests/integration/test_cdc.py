@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
 from support.cdc import CdcPair, cdc_pair, running, wait_for
 from switchyard.devenv.harness import Harness
+from switchyard.domain.replication import loss_at_fence
 
 
 @pytest.fixture
@@ -190,6 +192,16 @@ def test_heartbeats_keep_lag_fresh_while_idle_and_the_monitor_reads_all_four_fig
         assert lag.gap is None
         assert lag.gate_seconds() is not None
         assert monitor.wal_position(pair.source_region) > 0
+        # The source times of what was applied bound the loss at a fence (RPO); without them
+        # an unplanned failover's report said nothing of the writes it lost.
+        assert lag.source_commit_at is not None
+        assert lag.heartbeat_at is not None
+        assert lag.heartbeat_at >= lag.source_commit_at
+        assert lag.applied_lsn is not None
+        fenced_at = lag.heartbeat_at + timedelta(seconds=2)
+        loss = loss_at_fence(lag, lag.applied_lsn + 100, fenced_at)
+        assert loss is not None
+        assert loss.rpo_seconds == pytest.approx(2.0)
         assert pair.applied_row()["dead_letters"] == 0
     finally:
         for engine in engines.values():

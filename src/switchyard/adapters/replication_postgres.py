@@ -65,6 +65,8 @@ class PostgresReplicationMonitor:
             resyncing=resync is not None,
             dead_letters=int(applied.get("dead_letters") or 0),
             stale_refused=int(applied.get("stale_refused") or 0),
+            source_commit_at=commit_at,
+            heartbeat_at=heartbeat_at,
         )
 
     def _slot(self, region: str) -> dict[str, Any] | None:
