@@ -12,7 +12,7 @@ import psycopg
 import requests
 
 from switchyard.devenv.harness import Harness
-from switchyard.devenv.stacks import prepare_stores
+from switchyard.devenv.stacks import harness_buckets, prepare_stores
 from switchyard.devenv.topology_file import write_topology
 
 # Probes every 2 s so the demo sees the loop decide within seconds (production: 10 s).
@@ -172,21 +172,11 @@ def _snapshot_tour(h: Harness, primary: str, standby: str) -> None:
     """Publish the primary's index, copy it to the standby's bucket, restore it there (gated)."""
     from datetime import UTC, datetime
 
-    from switchyard.adapters.objects_s3 import S3ObjectStore
     from switchyard.dialog.store import IndexStore
-    from switchyard.domain.secrets import Secret
     from switchyard.snapshots.publish import publish
     from switchyard.snapshots.replicate import replicate
 
-    buckets = {
-        region: S3ObjectStore(
-            s3.endpoint_url,
-            s3.bucket,
-            access_key_id=h.creds.s3_access_key,
-            secret_access_key=Secret(h.creds.s3_secret_key),
-        )
-        for region, s3 in h.s3.items()
-    }
+    buckets = harness_buckets(h)
     source = IndexStore(h.runtimes[primary].data_dir / primary / "index")
     print(f"\n== switchyard snapshot publish --region {primary}")
     published = publish(source, buckets[primary], region=primary, now=lambda: datetime.now(UTC))

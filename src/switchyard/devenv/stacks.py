@@ -16,6 +16,7 @@ from switchyard.devenv.layout import DevLayout, DevPorts
 from switchyard.domain.region import Region
 from switchyard.errors import FatalError
 from switchyard.observability.logging import Redactor
+from switchyard.ports.objects import ObjectStore
 from switchyard.settings import load_settings
 
 # The servers the failover loop needs (no S3 or Prometheus); the broker carries CDC, which a
@@ -88,21 +89,12 @@ def start_failover_stack(
     h.up([c.name for c in h.controllers.values()])
 
 
-def publish_snapshots(h: Harness, source: str) -> int:
-    """Publish ``source``'s index to its bucket, copy it to every other bucket, and have every
-    region's runtime restore it (golden-question gate included), so each serves the newest
-    generation. Returns the generation."""
-    from datetime import UTC, datetime
-
-    import requests
-
+def harness_buckets(h: Harness) -> dict[str, ObjectStore]:
+    """Each region's bucket on the harness's SeaweedFS, with the harness's S3 login."""
     from switchyard.adapters.objects_s3 import S3ObjectStore
-    from switchyard.dialog.store import IndexStore
     from switchyard.domain.secrets import Secret
-    from switchyard.snapshots.publish import publish
-    from switchyard.snapshots.replicate import replicate
 
-    buckets = {
+    return {
         region: S3ObjectStore(
             s3.endpoint_url,
             s3.bucket,
@@ -111,6 +103,21 @@ def publish_snapshots(h: Harness, source: str) -> int:
         )
         for region, s3 in h.s3.items()
     }
+
+
+def publish_snapshots(h: Harness, source: str) -> int:
+    """Publish ``source``'s index to its bucket, copy it to every other bucket, and have every
+    region's runtime restore it (golden-question gate included), so each serves the newest
+    generation. Returns the generation."""
+    from datetime import UTC, datetime
+
+    import requests
+
+    from switchyard.dialog.store import IndexStore
+    from switchyard.snapshots.publish import publish
+    from switchyard.snapshots.replicate import replicate
+
+    buckets = harness_buckets(h)
     index = IndexStore(h.runtimes[source].data_dir / source / "index")
     published = publish(index, buckets[source], region=source, now=lambda: datetime.now(UTC))
     for region, bucket in buckets.items():
