@@ -149,6 +149,7 @@ class Writers:
         self._recorder = recorder
         self._stop = threading.Event()
         self._generation = 0  # bumped to make every writer start a new session
+        self._fresh_at: str | None = None  # a region that only ever gets new sessions
         self._threads = [
             threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(WRITERS)
         ]
@@ -163,8 +164,11 @@ class Writers:
         for t in self._threads:
             t.join(timeout=10)
 
-    def new_sessions(self) -> None:
-        """Every writer starts a new session with its next request."""
+    def new_sessions(self, *, always_at: str | None = None) -> None:
+        """Every writer starts a new session with its next request; ``always_at``: every
+        request to that region starts a new one (writers alternate regions, so a session begun
+        in the other region would otherwise be all that region is ever asked about)."""
+        self._fresh_at = always_at
         self._generation += 1
 
     def _run(self, writer: int) -> None:
@@ -180,7 +184,7 @@ class Writers:
             region = regions[(n + writer) % len(regions)]
             token = f"s{self._schedule}-w{writer}-{n}"
             body: dict[str, Any] = {"message": f"{QUESTION} [{token}]"}
-            if session_id is not None:
+            if session_id is not None and region != self._fresh_at:
                 body["session_id"] = session_id
             sent = time.time()
             try:
@@ -621,7 +625,7 @@ def break_the_fence(
     h.down([runtime])
     h.up([runtime])
     seen = len(recorder.writes())
-    writers.new_sessions()
+    writers.new_sessions(always_at=fenced)
 
     def stale_acks() -> int:
         return sum(1 for w in recorder.writes()[seen:] if w.acked and w.region == fenced)
