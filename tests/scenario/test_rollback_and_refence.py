@@ -104,3 +104,32 @@ def test_a_standby_whose_database_claims_the_primary_epoch_is_fenced_above_its_c
     refenced = [e for e in world.store.events if e.action == "region.refence"]
     assert [(e.region, e.after) for e in refenced] == [("region-a", {"role": "fenced", "epoch": 3})]
     assert world.databases.history[-1]["region-b"].role is RegionRole.PRIMARY
+
+
+def test_a_rollback_whose_finish_was_cut_short_still_ends_and_frees_the_loop() -> None:
+    """The control store goes away after ``restore_source`` succeeded but before the failover
+    was recorded as ended (seen in the fault-history test: the switchover then stayed
+    "running" and every later drill was refused with 409)."""
+    world = World(topology())
+    world.run(2)
+    world.databases.writes["region-a"] = {"s1/1": world.clock.now()}
+    real_finish = world.store.finish_failover
+    blips = []
+
+    def finish_after_a_blip(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not blips:
+            blips.append(True)
+            world.store.fail = True
+        return real_finish(*args, **kwargs)
+
+    world.store.finish_failover = finish_after_a_blip  # type: ignore[method-assign]
+    submitted = world.store.submit_intent(switchover(world))
+    world.run(1)
+    assert blips
+    world.store.fail = False
+    world.run(10)
+
+    record = world.store.failover(submitted.failover_id)
+    assert record.state is FailoverState.ABORTED
+    assert world.store.running_failover() is None
+    assert world.roles() == {"region-a": ("primary", 3), "region-b": ("standby", 0)}

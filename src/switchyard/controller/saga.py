@@ -89,11 +89,9 @@ class SagaRunner:
         Returns the record as stored. Raises FencingError as soon as the lease is lost.
         """
         p = self._p
+        token = lease.fencing_token
         while (step := record.next_step()) is not None:
-            renewed = p.leases.acquire(lease.name, lease.holder, p.lease_ttl_seconds)
-            if renewed is None or renewed.fencing_token != lease.fencing_token:
-                raise FencingError(f"lease {lease.name!r} lost before step {step.name.value}")
-            token = lease.fencing_token
+            self._renew(lease, f"step {step.name.value}")
             record = p.store.update_step(
                 record.id,
                 step.seq,
@@ -147,8 +145,17 @@ class SagaRunner:
             if step.name is Step.WAIT_REPLICATION:
                 record = self._skip_rollback(record, token)
         if record.rolling_back:
+            # Also reached when an earlier cycle restored the source but could not record the
+            # end (the control store went away): the rollback must still end here.
+            self._renew(lease, "ending the rollback")
             return self._rolled_back(record, token)
         return record
+
+    def _renew(self, lease: Lease, before: str) -> None:
+        p = self._p
+        renewed = p.leases.acquire(lease.name, lease.holder, p.lease_ttl_seconds)
+        if renewed is None or renewed.fencing_token != lease.fencing_token:
+            raise FencingError(f"lease {lease.name!r} lost before {before}")
 
     def _skip_rollback(self, record: FailoverRecord, token: int) -> FailoverRecord:
         restore = record.step(Step.RESTORE_SOURCE)
