@@ -18,35 +18,17 @@ import os
 import signal
 import statistics
 import time
-from pathlib import Path
 
 from sqlalchemy import text
+from stack import knot_answer, percentile, pid_of, wait
 
 from switchyard.db.engine import make_engine
-from switchyard.devenv.dns import REGION_ADDRESSES, record_answer
+from switchyard.devenv.dns import REGION_ADDRESSES
 from switchyard.devenv.harness import Harness
 from switchyard.devenv.process import http_ok
 from switchyard.devenv.stacks import FAILOVER_SERVERS, private_harness, start_failover_stack
 
 OTHER = {"region-a": "region-b", "region-b": "region-a"}
-
-
-def knot_answer(h: Harness) -> str | None:
-    answer = record_answer(h.knot.port)
-    return answer[0] if answer else None
-
-
-def pid_of(h: Harness, name: str) -> int:
-    return int(Path(h.layout.pidfile(name)).read_text().split()[0])
-
-
-def wait(what: str, check: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.005)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 def until_answer(h: Harness, address: str, timeout: float) -> None:
@@ -98,11 +80,6 @@ def flapping(h: Harness, rounds: int) -> int:
     os.kill(pid, signal.SIGCONT)
     time.sleep(3.0)
     return 0 if knot_answer(h) == before else 1
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -35,17 +35,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from cpu import busy_cores_seconds, cpu_seconds
 from prometheus_client.parser import text_string_to_metric_families
+from stack import knot_answer, percentile, pid_of, wait
 
 from switchyard.controller.view import loop_settings
 from switchyard.db.control import observations_since
 from switchyard.db.engine import make_engine, unit_of_work
-from switchyard.devenv.dns import REGION_ADDRESSES, record_answer
+from switchyard.devenv.dns import REGION_ADDRESSES
 from switchyard.devenv.harness import Harness
 from switchyard.devenv.layout import repo_root
 from switchyard.devenv.process import http_ok
@@ -276,25 +276,18 @@ def per_vantage(observations: list[Observation]) -> list[str]:
 # -- figures ------------------------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def probe_line(name: str, t: ProbeTally) -> str:
     n = len(t.latency) + sum(t.failed.values())
     failed = f"{sum(t.failed.values())}/{n}" + (f" {dict(t.failed)}" if t.failed else "")
     ms = [v * 1000 for v in t.latency]
     inside = (
-        f" (inside the runtime's canary: p50 {pct(t.server_ms, 0.5):.1f} ms, "
-        f"p99 {pct(t.server_ms, 0.99):.1f} ms)"
+        f" (inside the runtime's canary: p50 {percentile(t.server_ms, 0.5):.1f} ms, "
+        f"p99 {percentile(t.server_ms, 0.99):.1f} ms)"
         if t.server_ms
         else ""
     )
     return (
-        f"   {name:<8} p50 {pct(ms, 0.5):6.1f} ms  p99 {pct(ms, 0.99):6.1f} ms"
+        f"   {name:<8} p50 {percentile(ms, 0.5):6.1f} ms  p99 {percentile(ms, 0.99):6.1f} ms"
         f"  max {max(ms, default=float('nan')):6.1f} ms  failed {failed}{inside}"
     )
 
@@ -304,30 +297,13 @@ def stored_probe_lines(observations: list[Observation]) -> tuple[list[str], dict
     for kind in sorted({o.kind for o in observations}):
         mine = [o for o in observations if o.kind == kind]
         ms = [o.latency_ms for o in mine if o.ok and o.latency_ms is not None]
-        p99[kind] = pct(ms, 0.99)
+        p99[kind] = percentile(ms, 0.99)
         lines.append(
             f"   {kind:<10} {len(mine)} probes, {sum(not o.ok for o in mine)} failed, "
-            f"p50 {pct(ms, 0.5):6.1f} ms, p99 {pct(ms, 0.99):6.1f} ms, "
+            f"p50 {percentile(ms, 0.5):6.1f} ms, p99 {percentile(ms, 0.99):6.1f} ms, "
             f"max {max(ms, default=float('nan')):6.1f} ms"
         )
     return lines, p99
-
-
-def knot_answer(h: Harness) -> str | None:
-    answer = record_answer(h.knot.port)
-    return answer[0] if answer else None
-
-
-def pid_of(h: Harness, name: str) -> int:
-    return int(Path(h.layout.pidfile(name)).read_text().split()[0])
-
-
-def wait(what: str, check: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def print_runtime_errors(h: Harness) -> None:
@@ -348,8 +324,8 @@ def chat_capacity(h: Harness, base: str, clients: int, seconds: float) -> float:
         print_runtime_errors(h)
         raise SystemExit(f"bench: no chat answered: {dict(tally.other)} {tally.detail}")
     print(
-        f"   {capacity:.1f} chats/s (p50 {pct(tally.ok_latency, 0.5):.3f} s, "
-        f"p99 {pct(tally.ok_latency, 0.99):.3f} s; shed {tally.shed}, "
+        f"   {capacity:.1f} chats/s (p50 {percentile(tally.ok_latency, 0.5):.3f} s, "
+        f"p99 {percentile(tally.ok_latency, 0.99):.3f} s; shed {tally.shed}, "
         f"other {dict(tally.other) or 0})"
     )
     return capacity
@@ -397,7 +373,8 @@ def report(h: Harness, load: Load) -> dict[str, Any]:
     goodput, shed_rate = chat.ok / chat.seconds, chat.shed / chat.seconds
     print(
         f"   chat: {chat.sent} sent; {chat.ok} answered 200, goodput {goodput:.1f}/s "
-        f"(p50 {pct(chat.ok_latency, 0.5):.3f} s, p99 {pct(chat.ok_latency, 0.99):.3f} s); "
+        f"(p50 {percentile(chat.ok_latency, 0.5):.3f} s, "
+        f"p99 {percentile(chat.ok_latency, 0.99):.3f} s); "
         f"{chat.shed} shed 503 overloaded, {shed_rate:.1f}/s "
         f"({100 * chat.shed / max(1, chat.sent):.1f} %), Retry-After {dict(chat.retry_after)}; "
         f"other outcomes {dict(chat.other) or 0}; not sent (client bound) {chat.not_sent}"
@@ -433,7 +410,10 @@ def report(h: Harness, load: Load) -> dict[str, Any]:
         "shed_per_second": round(shed_rate, 2),
         "shed_fraction": round(chat.shed / max(1, chat.sent), 3),
         "other_outcomes": dict(chat.other),
-        **{f"{k}_p99_seconds": round(pct(t.latency, 0.99), 4) for k, t in load.probes.items()},
+        **{
+            f"{k}_p99_seconds": round(percentile(t.latency, 0.99), 4)
+            for k, t in load.probes.items()
+        },
         "probe_failures": {k: sum(t.failed.values()) for k, t in load.probes.items()},
         "controller_probe_p99_ms": {k: round(v, 1) for k, v in stored_p99.items()},
         "target_p99_seconds": TARGET_SECONDS,

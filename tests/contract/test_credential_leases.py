@@ -21,6 +21,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import text
 
+from support.vault import vault_database_connection
 from switchyard.adapters.credentials_memory import InMemoryCredentialLeases
 from switchyard.adapters.credentials_vault import VaultCredentialLeases
 from switchyard.adapters.vault_session import AppRoleAuth, TokenAuth
@@ -35,7 +36,6 @@ from switchyard.devenv.vault import (
     RUNTIME_DATABASE,
     configure_database_connection,
     create_runtime_role,
-    ensure_database_engine,
     runtime_role,
 )
 from switchyard.domain.credentials import DatabaseLease
@@ -70,23 +70,11 @@ class LeaseDatabase:
 def lease_db(harness: Harness) -> Iterator[LeaseDatabase]:
     pg = harness.region_dbs["region-a"]
     migrate.upgrade(pg.fresh_database(TEST_DATABASE), schema=migrate.REGION)
-    root = harness.vault.root_client()
-    ensure_database_engine(root)
-    connection = f"switchyard-test-{uuid.uuid4().hex[:8]}"
-    configure_database_connection(
-        root,
-        mount=DATABASE_MOUNT,
-        name=connection,
-        port=pg.port,
-        database=TEST_DATABASE,
-        password=harness.creds.postgres_password,
-        allowed_roles=[f"{connection}-*"],
-    )
-    db = LeaseDatabase(harness, root, connection, pg.port)
-    # A table that exists before any lease is issued (the migrations' tables, in a region).
-    db.as_superuser("CREATE TABLE before_issue (id serial PRIMARY KEY, note text)")
-    yield db
-    root.secrets.database.delete_connection(connection, mount_point=DATABASE_MOUNT)
+    with vault_database_connection(harness, TEST_DATABASE) as (root, connection):
+        db = LeaseDatabase(harness, root, connection, pg.port)
+        # A table that exists before any lease is issued (the migrations' tables, in a region).
+        db.as_superuser("CREATE TABLE before_issue (id serial PRIMARY KEY, note text)")
+        yield db
 
 
 @dataclass

@@ -144,6 +144,19 @@ def leased_region_database(harness: Harness, name: str) -> Iterator[LeasedRegion
             seed_region_state(session=session, region="region-a", role=RegionRole.PRIMARY, epoch=1)
     finally:
         engine.dispose()
+    with vault_database_connection(harness, name) as (root, connection):
+        db = LeasedRegionDb(harness, root, name, connection)
+        try:
+            yield db
+        finally:
+            db.cleanup()
+
+
+@contextmanager
+def vault_database_connection(harness: Harness, database: str) -> Iterator[tuple[Any, str]]:
+    """A Vault database connection (fresh name) to ``database`` on region-a's PostgreSQL, as
+    (root client, connection name); deleted afterwards. Roles go under ``<connection>-*``."""
+    pg = harness.region_dbs["region-a"]
     root = harness.vault.root_client()
     ensure_database_engine(root)
     connection = f"switchyard-test-{uuid.uuid4().hex[:8]}"
@@ -152,13 +165,11 @@ def leased_region_database(harness: Harness, name: str) -> Iterator[LeasedRegion
         mount=DATABASE_MOUNT,
         name=connection,
         port=pg.port,
-        database=name,
+        database=database,
         password=harness.creds.postgres_password,
         allowed_roles=[f"{connection}-*"],
     )
-    db = LeasedRegionDb(harness, root, name, connection)
     try:
-        yield db
+        yield root, connection
     finally:
-        db.cleanup()
         root.secrets.database.delete_connection(connection, mount_point=DATABASE_MOUNT)
